@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine (see README): `make demo` and `make test`.
+# Both create the local virtual environment when it is missing or stale.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SEED   ?= 0
+PRESET ?= quick
+OUT    ?= runs/demo
+
+.PHONY: venv demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e ".[notebooks,dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: render the quick world and its suites, then evaluate the baselines on them.
+demo: $(STAMP)
+	$(VENV)/bin/avexlab demo --preset $(PRESET) --seed $(SEED) --out $(OUT)
+
+## The test suite (what CI runs).
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check avexlab tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

@@ -1,0 +1,102 @@
+"""The encoder contract every architecture implements.
+
+An encoder takes raw waveforms ``[B, T]`` float32 at ``sample_rate`` Hz (plus an optional padding mask
+``[B, T]`` bool, True = padded sample), owns its frontend, and returns an :class:`EncoderOutput`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+Pooling = Literal["mean", "max", "cls"]
+
+
+@dataclass
+class EncoderOutput:
+    """What ``encoder(wave, padding_mask)`` returns.
+
+    Attributes:
+        tokens: ``[B, N, D]`` last-layer tokens (a CLS token, where the model has one, is NOT included;
+            it is in ``cls``).
+        hidden_states: one ``[B, N, D_l]`` tensor per layer, ``len == encoder.num_layers``;
+            ``hidden_states[-1] is tokens``.
+        padding_mask: ``[B, N]`` bool, True where a token covers only padding; None when nothing is padded.
+        cls: per-layer CLS tokens ``[B, D]`` (one per layer) for models with a CLS token, else None.
+    """
+
+    tokens: Tensor
+    hidden_states: list[Tensor]
+    padding_mask: Tensor | None = None
+    cls: list[Tensor] | None = None
+
+
+def masked_pool(x: Tensor, padding_mask: Tensor | None, pooling: Literal["mean", "max"]) -> Tensor:
+    """Pool ``[B, N, D]`` over N ignoring padded tokens (``padding_mask`` ``[B, N]``, True = pad)."""
+    if padding_mask is None:
+        return x.mean(dim=1) if pooling == "mean" else x.amax(dim=1)
+    keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
+    if pooling == "mean":
+        return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+    neg = torch.finfo(x.dtype).min
+    return x.masked_fill(padding_mask.unsqueeze(-1), neg).amax(dim=1)
+
+
+class Encoder(nn.Module):
+    """Base class: subclasses set ``name``, build their modules in ``__init__`` from keyword config, and
+    implement ``forward``. ``config`` must hold every keyword needed to rebuild the same architecture."""
+
+    name: ClassVar[str] = "encoder"
+    has_cls: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {}
+        self.sample_rate: int = 16000
+        self.embed_dim: int = 0
+        self.num_layers: int = 0
+
+    def forward(self, wave: Tensor, padding_mask: Tensor | None = None) -> EncoderOutput:  # pragma: no cover
+        raise NotImplementedError  # abstract
+
+    @torch.no_grad()
+    def embed(
+        self,
+        wave: Tensor,
+        padding_mask: Tensor | None = None,
+        layer: int = -1,
+        pooling: Pooling = "mean",
+    ) -> Tensor:
+        """Clip embeddings ``[B, D_layer]`` from one layer (default the last), pooled over tokens."""
+        out = self(wave, padding_mask)
+        return self.pool(out, layer=layer, pooling=pooling)
+
+    def pool(self, out: EncoderOutput, layer: int = -1, pooling: Pooling = "mean") -> Tensor:
+        n = len(out.hidden_states)
+        if not -n <= layer < n:
+            raise IndexError(f"layer {layer} out of range: {self.name} has {n} layers (use -{n}..{n - 1}).")
+        if pooling == "cls":
+            if out.cls is None:
+                raise ValueError(f"pooling='cls' needs a CLS token; {self.name} has none. Use 'mean' or 'max'.")
+            return out.cls[layer]
+        if pooling not in ("mean", "max"):
+            raise ValueError(f"pooling must be 'mean', 'max' or 'cls', got {pooling!r}.")
+        return masked_pool(out.hidden_states[layer], out.padding_mask, pooling)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_clip(self, seconds: float = 5.0) -> int:
+        """Forward FLOPs (2 x multiply-adds) for one clip of ``seconds``, counted by torch's FLOP counter."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        wave = torch.zeros(1, int(round(seconds * self.sample_rate)), device=next(self.parameters()).device)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            self(wave)
+        self.train(was_training)
+        return int(counter.get_total_flops())

@@ -1,0 +1,69 @@
+"""One registry of encoder architectures: ``build_encoder(name, size, **overrides)``, ``list_encoders()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from avexlab.errors import ConfigError
+
+from .base import Encoder
+
+_REGISTRY: dict[str, type[Encoder]] = {}
+_PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def register_encoder(name: str, presets: dict[str, dict[str, Any]]) -> Callable[[type[Encoder]], type[Encoder]]:
+    """Class decorator: register an architecture under ``name`` with its size presets
+    (e.g. ``{"tiny": {...}, "small": {...}, "base": {...}}``; each preset is keyword config)."""
+
+    def deco(cls: type[Encoder]) -> type[Encoder]:
+        if name in _REGISTRY:
+            raise ConfigError(f"encoder {name!r} registered twice ({_REGISTRY[name]} and {cls}).")
+        cls.name = name
+        _REGISTRY[name] = cls
+        _PRESETS[name] = presets
+        return cls
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Importing the architecture modules registers them.
+    from . import beats, eat, efficientnet  # noqa: F401
+
+
+def list_encoders() -> dict[str, list[str]]:
+    """Names of registered architectures and their size presets."""
+    _ensure_loaded()
+    return {name: list(_PRESETS[name]) for name in sorted(_REGISTRY)}
+
+
+def encoder_class(name: str) -> type[Encoder]:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown encoder {name!r}: expected one of {sorted(_REGISTRY)}.")
+    return _REGISTRY[name]
+
+
+def preset_config(name: str, size: str = "tiny", **overrides: Any) -> dict[str, Any]:
+    """The keyword config of ``name`` at ``size`` with ``overrides`` applied (unknown keys are errors)."""
+    cls = encoder_class(name)
+    presets = _PRESETS[name]
+    if size not in presets:
+        raise ConfigError(f"unknown size {size!r} for encoder {name!r}: expected one of {list(presets)}.")
+    cfg = dict(presets[size])
+    unknown = sorted(set(overrides) - set(cfg))
+    if unknown:
+        raise ConfigError(
+            f"unknown override(s) {unknown} for encoder {name!r}: expected keys among {sorted(cfg)}."
+        )
+    cfg.update(overrides)
+    del cls
+    return cfg
+
+
+def build_encoder(name: str, size: str = "tiny", **overrides: Any) -> Encoder:
+    """Build a randomly initialised encoder, e.g. ``build_encoder("beats", size="tiny")``."""
+    cfg = preset_config(name, size, **overrides)
+    return encoder_class(name)(**cfg)

@@ -26,12 +26,22 @@ class EncoderOutput:
             ``hidden_states[-1] is tokens``.
         padding_mask: ``[B, N]`` bool, True where a token covers only padding; None when nothing is padded.
         cls: per-layer CLS tokens ``[B, D]`` (one per layer) for models with a CLS token, else None.
+        layer_padding_masks: for models whose layers have different token counts (a CNN's stages: ``[B, N_l]``
+            per layer, ``layer_padding_masks[-1] is padding_mask``); None when every layer has the same N and
+            ``padding_mask`` applies to all of them (transformers), or when nothing is padded.
     """
 
     tokens: Tensor
     hidden_states: list[Tensor]
     padding_mask: Tensor | None = None
     cls: list[Tensor] | None = None
+    layer_padding_masks: list[Tensor] | None = None
+
+    def mask_of(self, layer: int) -> Tensor | None:
+        """The ``[B, N_layer]`` padding mask of ``hidden_states[layer]`` (None when nothing is padded)."""
+        if self.layer_padding_masks is not None:
+            return self.layer_padding_masks[layer]
+        return self.padding_mask
 
 
 def masked_pool(x: Tensor, padding_mask: Tensor | None, pooling: Literal["mean", "max"]) -> Tensor:
@@ -80,11 +90,13 @@ class Encoder(nn.Module):
             raise IndexError(f"layer {layer} out of range: {self.name} has {n} layers (use -{n}..{n - 1}).")
         if pooling == "cls":
             if out.cls is None:
-                raise ValueError(f"pooling='cls' needs a CLS token; {self.name} has none. Use 'mean' or 'max'.")
+                raise ValueError(
+                    f"pooling='cls' needs a CLS token; {self.name} has none. Use 'mean' or 'max'."
+                )
             return out.cls[layer]
         if pooling not in ("mean", "max"):
             raise ValueError(f"pooling must be 'mean', 'max' or 'cls', got {pooling!r}.")
-        return masked_pool(out.hidden_states[layer], out.padding_mask, pooling)
+        return masked_pool(out.hidden_states[layer], out.mask_of(layer), pooling)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -93,7 +105,9 @@ class Encoder(nn.Module):
         """Forward FLOPs (2 x multiply-adds) for one clip of ``seconds``, counted by torch's FLOP counter."""
         from torch.utils.flop_counter import FlopCounterMode
 
-        wave = torch.zeros(1, int(round(seconds * self.sample_rate)), device=next(self.parameters()).device)
+        tensors = [*self.parameters(), *self.buffers()]
+        device = tensors[0].device if tensors else torch.device("cpu")  # a non-learned encoder may hold none
+        wave = torch.zeros(1, int(round(seconds * self.sample_rate)), device=device)
         was_training = self.training
         self.eval()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:

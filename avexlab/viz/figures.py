@@ -1,0 +1,413 @@
+"""Plotly figures: spectrograms with events, embedding maps (+ PCA/UMAP), and result plots.
+
+Every function returns a ``plotly.graph_objects.Figure``; in marimo wrap it with ``mo.ui.plotly`` to make
+selections reactive, in Jupyter use ``go.FigureWidget(fig)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+
+from avexlab.errors import ConfigError, EvaluationError, expected_found
+from avexlab.viz.spectrogram import EventsLike, SpecKind, as_events, compute_spectrogram, hz_to_mel
+
+_HZ_TICKS = np.array([100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000], dtype=np.float64)
+
+
+def spectrogram_figure(
+    wave: Any,
+    sample_rate: int,
+    events: EventsLike = None,
+    *,
+    kind: SpecKind = "mel",
+    f_max_hz: float | None = None,
+    top_db: float = 80.0,
+    max_width: int = 1500,
+    title: str | None = None,
+    height: int = 300,
+) -> go.Figure:
+    """Heatmap of a clip's spectrogram (x in seconds, y in Hz) with events drawn as labelled rectangles.
+
+    Args:
+        wave: ``[T]`` float samples at ``sample_rate`` Hz.
+        events: annotations (see :func:`avexlab.viz.spectrogram.as_events`); no band = whole height.
+        kind: ``"mel"`` (y axis evenly spaced in mel, ticks labelled in Hz) or ``"stft"`` (linear Hz).
+        max_width: at most this many time columns (frames are max-pooled beyond it).
+    """
+    spec = compute_spectrogram(wave, sample_rate, kind=kind, f_max_hz=f_max_hz, top_db=top_db)
+    db, times = spec.db, spec.times_s
+    group = max(1, -(-db.shape[1] // max_width))
+    if group > 1:
+        n = -(-db.shape[1] // group)
+        db = np.pad(db, ((0, 0), (0, n * group - db.shape[1])), constant_values=-top_db)
+        db = db.reshape(db.shape[0], n, group).max(axis=2)
+        times = times[::group][:n]
+
+    def y_of(hz: np.ndarray | float) -> np.ndarray:
+        return hz_to_mel(hz) if kind == "mel" else np.asarray(hz, dtype=np.float64)
+
+    fig = go.Figure(
+        go.Heatmap(
+            x=times,
+            y=y_of(spec.freqs_hz),
+            z=db,
+            zmin=-top_db,
+            zmax=0.0,
+            colorscale="Viridis",
+            colorbar={"title": {"text": "dB"}},
+            hovertemplate="%{x:.2f} s<br>%{z:.0f} dB<extra></extra>",
+            name="spectrogram",
+        )
+    )
+    lo_y, hi_y = float(y_of(spec.f_min_hz)), float(y_of(spec.f_max_hz))
+    for ev in as_events(events):
+        fig.add_shape(
+            type="rect",
+            x0=ev.onset_s,
+            x1=ev.offset_s,
+            y0=lo_y if ev.low_hz is None else float(y_of(ev.low_hz)),
+            y1=hi_y if ev.high_hz is None else float(y_of(ev.high_hz)),
+            line={"color": "white", "width": 1.5},
+            label={"text": ev.label, "textposition": "top left", "font": {"color": "white", "size": 10}},
+        )
+    yaxis: dict[str, Any] = {"title": {"text": "frequency (Hz)"}, "range": [lo_y, hi_y]}
+    if kind == "mel":
+        ticks = _HZ_TICKS[(_HZ_TICKS >= spec.f_min_hz) & (_HZ_TICKS <= spec.f_max_hz)]
+        yaxis |= {"tickvals": y_of(ticks).tolist(), "ticktext": [f"{t:g}" for t in ticks]}
+    fig.update_layout(
+        title={"text": title} if title else None,
+        xaxis={"title": {"text": "time (s)"}, "range": [0.0, spec.duration_s]},
+        yaxis=yaxis,
+        height=height,
+        margin={"l": 60, "r": 20, "t": 40 if title else 10, "b": 40},
+    )
+    return fig
+
+
+HoverLike = pl.DataFrame | Mapping[str, Sequence[Any]] | None
+
+
+def embedding_map(
+    coords: Any,
+    color_by: Sequence[Any] | None = None,
+    hover: HoverLike = None,
+    *,
+    color_name: str = "label",
+    title: str | None = None,
+    height: int = 500,
+    marker_size: int = 6,
+) -> go.Figure:
+    """Scatter of 2-D embedding coordinates, one trace per category (click the legend to hide one).
+
+    Args:
+        coords: ``[N, 2]`` coordinates (e.g. from :func:`reduce_embeddings`).
+        color_by: ``N`` values; strings (or any non-float) give one trace per category, floats a colour bar.
+        hover: columns shown on hover, ``N`` values each.
+
+    Each point's row number is stored in ``customdata[0]``; :func:`selected_rows` maps a selection back
+    to rows. The default drag mode is lasso selection.
+    """
+    xy = np.asarray(coords, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ConfigError(
+            expected_found("coords", "shape [N, 2]", f"shape {list(xy.shape)}", "Reduce to 2-D first.")
+        )
+    n = xy.shape[0]
+    cols: dict[str, list[Any]] = {}
+    if hover is not None:
+        items = hover.to_dict(as_series=False) if isinstance(hover, pl.DataFrame) else hover
+        for name, values in items.items():
+            cols[name] = list(values)
+    if color_by is not None:
+        color_by = list(color_by)
+    for name, values in [*cols.items(), *([(color_name, color_by)] if color_by is not None else [])]:
+        if len(values) != n:
+            raise ConfigError(
+                expected_found(
+                    f"column {name!r}", f"{n} values (one per point)", f"{len(values)}", "Align it."
+                )
+            )
+    hover_lines = [f"{name}: %{{customdata[{k + 1}]}}" for k, name in enumerate(cols)]
+    template = "<br>".join(["row: %{customdata[0]}", *hover_lines]) + "<extra>%{fullData.name}</extra>"
+    custom = np.empty((n, 1 + len(cols)), dtype=object)
+    custom[:, 0] = np.arange(n)
+    for k, values in enumerate(cols.values()):
+        custom[:, k + 1] = values
+
+    fig = go.Figure()
+    numeric = color_by is not None and all(isinstance(v, float | np.floating) for v in color_by)
+    if color_by is None or numeric:
+        marker: dict[str, Any] = {"size": marker_size}
+        if numeric:
+            marker |= {
+                "color": color_by,
+                "colorscale": "Viridis",
+                "colorbar": {"title": {"text": color_name}},
+            }
+        fig.add_trace(
+            go.Scatter(
+                x=xy[:, 0],
+                y=xy[:, 1],
+                mode="markers",
+                marker=marker,
+                customdata=custom,
+                hovertemplate=template,
+                name="points",
+            )
+        )
+    else:
+        labels = np.array(["(none)" if v is None else str(v) for v in color_by], dtype=object)
+        for cat in sorted(set(labels.tolist())):
+            idx = np.flatnonzero(labels == cat)
+            fig.add_trace(
+                go.Scatter(
+                    x=xy[idx, 0],
+                    y=xy[idx, 1],
+                    mode="markers",
+                    marker={"size": marker_size},
+                    customdata=custom[idx],
+                    hovertemplate=template,
+                    name=cat,
+                )
+            )
+    fig.update_layout(
+        title={"text": title} if title else None,
+        dragmode="lasso",
+        height=height,
+        legend={"title": {"text": color_name}},
+        xaxis={"title": {"text": "dim 1"}},
+        yaxis={"title": {"text": "dim 2"}},
+        margin={"l": 50, "r": 20, "t": 40 if title else 10, "b": 40},
+    )
+    return fig
+
+
+def selected_rows(fig: go.Figure, points: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Row numbers (as given to :func:`embedding_map`) of selected points, sorted and unique.
+
+    Args:
+        fig: the figure the selection was made on.
+        points: selected points, each with ``curveNumber`` and ``pointIndex`` (or ``pointNumber``), as
+            plotly events and ``mo.ui.plotly(fig).value`` give them.
+    """
+    rows: set[int] = set()
+    for p in points:
+        curve = p.get("curveNumber")
+        idx = p.get("pointIndex", p.get("pointNumber"))
+        if curve is None or idx is None:
+            raise ConfigError(
+                expected_found(
+                    "selected point", "keys curveNumber and pointIndex", f"{sorted(p)}", "Pass plotly points."
+                )
+            )
+        rows.add(int(fig.data[int(curve)].customdata[int(idx)][0]))
+    return sorted(rows)
+
+
+_REDUCE_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
+_REDUCE_CACHE_SIZE = 8
+
+
+def reduce_embeddings(
+    X: Any,
+    method: Literal["pca", "umap"] = "pca",
+    seed: int = 0,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    n_epochs: int | None = None,
+) -> np.ndarray:
+    """Project ``[N, D]`` embeddings to ``[N, 2]`` float32 coordinates, deterministically for a seed.
+
+    PCA (exact SVD) takes a fraction of a second; UMAP (imported on first use) takes seconds to tens of
+    seconds (numba compilation on first use in a process). Results are cached in memory by the bytes of
+    ``X`` and the parameters, so re-running a notebook cell with the same inputs is free.
+    """
+    x = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    if x.ndim != 2 or x.shape[0] < 3 or x.shape[1] < 2:
+        raise EvaluationError(
+            expected_found(
+                "embeddings",
+                "shape [N, D] with N >= 3 and D >= 2",
+                f"shape {list(x.shape)}",
+                "Embed more clips.",
+            )
+        )
+    if not np.isfinite(x).all():
+        raise EvaluationError(
+            expected_found("embeddings", "finite values", "NaN or inf", "Check the encoder.")
+        )
+    if method not in ("pca", "umap"):
+        raise ConfigError(expected_found("method", "'pca' or 'umap'", repr(method), "Pick one."))
+    if method == "umap" and n_neighbors >= x.shape[0]:
+        raise EvaluationError(
+            expected_found(
+                "UMAP input",
+                f"more than n_neighbors={n_neighbors} points",
+                f"{x.shape[0]}",
+                "Lower n_neighbors or use method='pca'.",
+            )
+        )
+    h = hashlib.sha1(x.tobytes())
+    h.update(repr((x.shape, method, seed, n_neighbors, min_dist, n_epochs)).encode())
+    key = h.hexdigest()
+    if key in _REDUCE_CACHE:
+        _REDUCE_CACHE.move_to_end(key)
+        return _REDUCE_CACHE[key].copy()
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        out = PCA(n_components=2, svd_solver="full", random_state=seed).fit_transform(x)
+    else:
+        import umap  # lazy: importing it costs seconds (numba)
+
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
+            n_epochs=n_epochs,
+            random_state=seed,
+            n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so avoids its warning
+        )
+        out = reducer.fit_transform(x)
+    out = np.asarray(out, dtype=np.float32)
+    _REDUCE_CACHE[key] = out
+    while len(_REDUCE_CACHE) > _REDUCE_CACHE_SIZE:
+        _REDUCE_CACHE.popitem(last=False)
+    return out.copy()
+
+
+def _summarise(results: pl.DataFrame, keys: list[str], value: str) -> pl.DataFrame:
+    missing = [c for c in [*keys, value] if c not in results.columns]
+    if missing:
+        raise EvaluationError(
+            expected_found(
+                "results table",
+                f"columns {[*keys, value]}",
+                f"no {missing} among {results.columns}",
+                "Pass a tidy results table (avexlab.evaluate) or pick existing columns.",
+            )
+        )
+    return (
+        results.group_by(keys, maintain_order=True)
+        .agg(
+            pl.col(value).mean().alias("mean"),
+            pl.col(value).std().fill_null(0.0).alias("std"),
+            pl.len().alias("runs"),
+        )
+        .sort(keys)
+    )
+
+
+def _one_metric(results: pl.DataFrame, keys: list[str]) -> None:
+    if "metric" in results.columns and "metric" not in keys and results["metric"].n_unique() > 1:
+        raise EvaluationError(
+            expected_found(
+                "results table",
+                "one metric (values of different metrics are not comparable)",
+                f"metrics {sorted(results['metric'].unique().to_list())}",
+                "Filter to one metric or pass facet='metric'.",
+            )
+        )
+
+
+def result_bars(
+    results: pl.DataFrame,
+    *,
+    x: str = "encoder",
+    color: str | None = None,
+    facet: str | None = None,
+    value: str = "value",
+    title: str | None = None,
+    height: int = 400,
+) -> go.Figure:
+    """Grouped bars of the mean of ``value`` (error bars: standard deviation over the rows averaged,
+    e.g. seeds) from a tidy results table, e.g. ablation bars with ``x="encoder"``, ``color="domain"``.
+
+    ``facet`` makes one panel per value of that column (side by side, shared y axis).
+    """
+    keys = [c for c in (facet, x, color) if c is not None]
+    _one_metric(results, keys)
+    table = _summarise(results, keys, value)
+    panels = table[facet].unique(maintain_order=True).to_list() if facet else [None]
+    fig = _panels(len(panels), titled=facet is not None)
+    groups = table[color].unique(maintain_order=True).to_list() if color else [None]
+    for p, panel in enumerate(panels):
+        sub = table.filter(pl.col(facet) == panel) if facet else table
+        for g in groups:
+            part = sub.filter(pl.col(color) == g) if color else sub
+            fig.add_trace(
+                go.Bar(
+                    x=[str(v) for v in part[x].to_list()],
+                    y=part["mean"].to_list(),
+                    error_y={"type": "data", "array": part["std"].to_list()},
+                    name=str(g) if color else value,
+                    legendgroup=str(g),
+                    showlegend=p == 0 and color is not None,
+                    customdata=part["runs"].to_list(),
+                    hovertemplate="%{x}: %{y:.3f} (%{customdata} runs)",
+                ),
+                row=1,
+                col=p + 1,
+            )
+        if facet:
+            fig.layout.annotations[p].text = f"{facet} = {panel}"
+    fig.update_layout(barmode="group", title={"text": title} if title else None, height=height)
+    fig.update_yaxes(title_text=value, col=1)
+    return fig
+
+
+def result_lines(
+    results: pl.DataFrame,
+    *,
+    x: str,
+    color: str = "encoder",
+    facet: str | None = None,
+    value: str = "value",
+    title: str | None = None,
+    height: int = 400,
+) -> go.Figure:
+    """Lines of the mean of ``value`` against a numeric column ``x`` (e.g. a shift knob such as SNR in
+    dB) with standard-deviation error bars, one line per ``color`` value: OOD gap curves."""
+    keys = [c for c in (facet, color, x) if c is not None]
+    _one_metric(results, keys)
+    table = _summarise(results, keys, value).sort([*keys[:-1], x])
+    panels = table[facet].unique(maintain_order=True).to_list() if facet else [None]
+    fig = _panels(len(panels), titled=facet is not None)
+    groups = table[color].unique(maintain_order=True).to_list()
+    for p, panel in enumerate(panels):
+        sub = table.filter(pl.col(facet) == panel) if facet else table
+        for g in groups:
+            part = sub.filter(pl.col(color) == g)
+            fig.add_trace(
+                go.Scatter(
+                    x=part[x].to_list(),
+                    y=part["mean"].to_list(),
+                    error_y={"type": "data", "array": part["std"].to_list()},
+                    mode="lines+markers",
+                    name=str(g),
+                    legendgroup=str(g),
+                    showlegend=p == 0,
+                ),
+                row=1,
+                col=p + 1,
+            )
+        if facet:
+            fig.layout.annotations[p].text = f"{facet} = {panel}"
+    fig.update_layout(title={"text": title} if title else None, height=height)
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text=value, col=1)
+    return fig
+
+
+def _panels(n: int, titled: bool) -> go.Figure:
+    from plotly.subplots import make_subplots
+
+    return make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=[" "] * n if titled else None)

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+import pytest
+
+from avexlab.errors import ConfigError, EvaluationError
+from avexlab.viz.figures import (
+    embedding_map,
+    reduce_embeddings,
+    result_bars,
+    result_lines,
+    selected_rows,
+    spectrogram_figure,
+)
+from avexlab.viz.spectrogram import Event, hz_to_mel
+
+SR = 16000
+Tone = Callable[..., np.ndarray]  # the `tone` fixture (conftest.py)
+
+
+def test_spectrogram_figure_heatmap_and_event_boxes(tone: Tone) -> None:
+    events = [Event(0.2, 0.4, "a", 500.0, 1500.0), Event(0.6, 0.9, "b")]
+    fig = spectrogram_figure(tone(1000.0, 1.0), SR, events, kind="mel", title="t")
+    (heat,) = fig.data
+    z = np.asarray(heat.z)
+    assert z.shape == (128, 101)
+    assert np.asarray(heat.x)[-1] == pytest.approx(1.0)
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert [s.label.text for s in rects] == ["a", "b"]
+    assert rects[0].y0 == pytest.approx(float(hz_to_mel(500.0)))
+    assert rects[1].y1 == pytest.approx(float(hz_to_mel(8000.0)))  # no band: full height
+    assert "1000" in fig.layout.yaxis.ticktext
+
+
+def test_spectrogram_figure_pools_long_clips(tone: Tone) -> None:
+    fig = spectrogram_figure(tone(300.0, 10.0), SR, kind="stft", max_width=250)
+    assert np.asarray(fig.data[0].z).shape[1] <= 250
+    assert np.asarray(fig.data[0].y).max() <= SR / 2
+
+
+def test_embedding_map_traces_hover_and_selection_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(30, 2))
+    labels = ["song", "call", "alarm"] * 10
+    fig = embedding_map(coords, labels, {"clip": [f"c{i}" for i in range(30)]}, color_name="call type")
+    assert sorted(t.name for t in fig.data) == ["alarm", "call", "song"]
+    assert sum(len(t.x) for t in fig.data) == 30
+    call = next(i for i, t in enumerate(fig.data) if t.name == "call")
+    # Point 2 of the "call" trace is row 7 (rows 1, 4, 7, ... are calls).
+    assert fig.data[call].customdata[2][1] == "c7"
+    assert np.allclose([fig.data[call].x[2], fig.data[call].y[2]], coords[7])
+    assert selected_rows(
+        fig, [{"curveNumber": call, "pointIndex": 2}, {"curveNumber": call, "pointNumber": 0}]
+    ) == [
+        1,
+        7,
+    ]
+    assert "clip: %{customdata[1]}" in fig.data[0].hovertemplate
+    assert fig.layout.dragmode == "lasso"
+
+
+def test_embedding_map_numeric_colour_and_errors() -> None:
+    fig = embedding_map(np.zeros((4, 2)), [0.1, 0.2, 0.3, 0.4])
+    assert len(fig.data) == 1 and list(fig.data[0].marker.color) == [0.1, 0.2, 0.3, 0.4]
+    with pytest.raises(ConfigError, match="4 values"):
+        embedding_map(np.zeros((4, 2)), ["a", "b"])
+    with pytest.raises(ConfigError, match=r"\[N, 2\]"):
+        embedding_map(np.zeros((4, 3)))
+    with pytest.raises(ConfigError, match="curveNumber"):
+        selected_rows(fig, [{"x": 1}])
+
+
+def test_pca_is_the_top_two_principal_components_and_cached() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1, 0.1])
+    out = reduce_embeddings(x, "pca", seed=0)
+    assert out.shape == (40, 2) and out.dtype == np.float32
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    ref = centred @ vt[:2].T
+    for k in range(2):
+        assert abs(np.corrcoef(out[:, k], ref[:, k])[0, 1]) > 0.9999
+    again = reduce_embeddings(x, "pca", seed=0)
+    np.testing.assert_array_equal(out, again)
+    again[0, 0] = 1e9  # the cache hands out copies
+    assert reduce_embeddings(x, "pca", seed=0)[0, 0] != 1e9
+
+
+def test_reduce_rejects_bad_inputs() -> None:
+    with pytest.raises(EvaluationError, match="N >= 3"):
+        reduce_embeddings(np.zeros((2, 4)))
+    with pytest.raises(EvaluationError, match="finite"):
+        reduce_embeddings(np.full((5, 4), np.nan))
+    with pytest.raises(EvaluationError, match="n_neighbors"):
+        reduce_embeddings(np.ones((5, 4)), "umap", n_neighbors=15)
+    with pytest.raises(ConfigError, match="'pca' or 'umap'"):
+        reduce_embeddings(np.ones((5, 4)), "tsne")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_umap_is_deterministic_for_a_seed() -> None:
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(8, 1, (20, 5))]).astype(np.float32)
+    a = reduce_embeddings(x, "umap", seed=3, n_neighbors=5, n_epochs=30)
+    b = reduce_embeddings(x + 0.0, "umap", seed=3, n_neighbors=5, n_epochs=30)
+    np.testing.assert_array_equal(a, b)
+    # The two blobs stay apart in 2-D.
+    gap = np.linalg.norm(a[:20].mean(0) - a[20:].mean(0))
+    spread = max(a[:20].std(0).max(), a[20:].std(0).max())
+    assert gap > 2 * spread
+
+
+def _results() -> pl.DataFrame:
+    rows = []
+    for enc, base in [("beats", 0.8), ("eat", 0.7)]:
+        for domain, drop in [("focal", 0.0), ("soundscape", 0.2)]:
+            for seed in range(3):
+                for snr in (-5.0, 5.0):
+                    rows.append(
+                        {
+                            "encoder": enc,
+                            "domain": domain,
+                            "metric": "accuracy",
+                            "seed": seed,
+                            "snr_db": snr,
+                            "value": base - drop + 0.01 * seed + 0.01 * snr,
+                        }
+                    )
+    return pl.DataFrame(rows)
+
+
+def test_result_bars_mean_and_std_over_seeds() -> None:
+    fig = result_bars(_results().filter(pl.col("snr_db") == 5.0), x="encoder", color="domain")
+    assert [t.name for t in fig.data] == ["focal", "soundscape"]
+    focal = fig.data[0]
+    assert list(focal.x) == ["beats", "eat"]
+    assert focal.y[0] == pytest.approx(0.8 + 0.01 + 0.05)
+    assert focal.error_y.array[0] == pytest.approx(0.01)
+    assert fig.data[1].y[1] == pytest.approx(0.7 - 0.2 + 0.01 + 0.05)
+
+
+def test_result_plots_facets_and_metric_guard() -> None:
+    res = _results()
+    fig = result_lines(res, x="snr_db", color="encoder", facet="domain")
+    assert len(fig.data) == 4
+    assert [a.text for a in fig.layout.annotations] == ["domain = focal", "domain = soundscape"]
+    assert list(fig.data[0].x) == [-5.0, 5.0] and fig.data[0].y[1] > fig.data[0].y[0]
+    mixed = pl.concat([res, res.with_columns(metric=pl.lit("map"))])
+    with pytest.raises(EvaluationError, match="one metric"):
+        result_bars(mixed)
+    with pytest.raises(EvaluationError, match="columns"):
+        result_bars(res, x="nope")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,9 @@ _REGISTRY: dict[str, type[Encoder]] = {}
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
-def register_encoder(name: str, presets: dict[str, dict[str, Any]]) -> Callable[[type[Encoder]], type[Encoder]]:
+def register_encoder(
+    name: str, presets: dict[str, dict[str, Any]]
+) -> Callable[[type[Encoder]], type[Encoder]]:
     """Class decorator: register an architecture under ``name`` with its size presets
     (e.g. ``{"tiny": {...}, "small": {...}, "base": {...}}``; each preset is keyword config)."""
 
@@ -28,9 +32,16 @@ def register_encoder(name: str, presets: dict[str, dict[str, Any]]) -> Callable[
     return deco
 
 
+ARCHITECTURE_MODULES: tuple[str, ...] = ("efficientnet", "logmel", "beats", "eat")
+
+
 def _ensure_loaded() -> None:
-    # Importing the architecture modules registers them.
-    from . import beats, eat, efficientnet  # noqa: F401
+    """Import the architecture modules (importing registers them). A module that is not in the package yet
+    is skipped; one that exists but fails to import raises its own error."""
+    for module in ARCHITECTURE_MODULES:
+        qualified = f"{__package__}.{module}"
+        if importlib.util.find_spec(qualified) is not None:
+            importlib.import_module(qualified)
 
 
 def list_encoders() -> dict[str, list[str]]:

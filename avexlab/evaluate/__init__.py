@@ -1,0 +1,39 @@
+"""Evaluation of frozen embeddings: the paper's metrics (probe, retrieval, clustering), event-level
+detection, embedding extraction with a cache, suites and the tidy results table.
+
+Python API other code relies on (imported lazily, so ``import avexlab.evaluate`` stays light):
+``retrieval_roc_auc(embeddings, labels) -> float``, ``retrieval_scores``,
+``clustering_scores(embeddings, labels) -> {"nmi", "ari", "v_measure", "k"}``,
+``mean_average_precision(scores, targets) -> float`` (the paper's: all classes, absent ones count 0),
+``mean_average_precision_present``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
+``LinearProbe``, ``MLPProbe``, ``scores_to_events``, ``event_f1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "accuracy": "metrics",
+    "balanced_accuracy": "metrics",
+    "macro_f1": "metrics",
+    "average_precision_per_class": "metrics",
+    "mean_average_precision": "metrics",
+    "mean_average_precision_present": "metrics",
+    "retrieval_roc_auc": "retrieval",
+    "retrieval_scores": "retrieval",
+    "clustering_scores": "clustering",
+    "scores_to_events": "detection",
+    "event_f1": "detection",
+    "LinearProbe": "probe",
+    "MLPProbe": "probe",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,279 @@
+"""Retrieval ROC AUC (R-auc) and precision@1, as the paper defines them, chunked so that no N x N matrix
+is ever held in memory.
+
+Definition (PAPER.md, "Evaluation protocol"): L2-normalise the embeddings; for each query, rank every
+OTHER gallery item by cosine similarity; an item is positive when it shares a label with the query; take
+the ROC AUC of that ranking (tied similarities get half credit, exactly as ``sklearn.metrics.roc_auc_score``);
+average over the queries that have at least one positive AND one negative in the gallery.
+Precision@1 is the fraction of those same queries whose most similar other item is a positive (ties at
+the top broken by the lowest gallery index).
+
+Modes:
+- test-vs-test (``queries=None``): every row is a query and the gallery is every row but itself.
+- train-vs-test (``queries=`` a mask or indices, e.g. the test rows): the queries are those rows and the
+  gallery is every other row (or ``gallery=`` when given), e.g. cross-year individual ID.
+
+Algorithm, per block of queries: one ``[B, G]`` similarity matmul, one sort per row, then the
+Mann-Whitney statistic with tie groups found on the sorted row (``credit = #neg below + 0.5 #neg tied``).
+Memory is ``O(B x G)``; time is dominated by the row sorts. Runs on any torch device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from avexlab.errors import EvaluationError, expected_found
+
+__all__ = ["encode_labels", "retrieval_roc_auc", "retrieval_scores"]
+
+# Elements of one [B, G] block; about 50 bytes each are live at the peak (sims, sort, indices, counts).
+_BLOCK_ELEMENTS_CPU = 1 << 22
+_BLOCK_ELEMENTS_CUDA = 1 << 26
+
+
+def _is_multi(value: Any) -> bool:
+    return isinstance(value, list | tuple | set | frozenset | np.ndarray)
+
+
+def encode_labels(labels: ArrayLike | Sequence[Any]) -> tuple[np.ndarray, bool]:
+    """Encode labels for retrieval.
+
+    Args:
+        labels: one label per row (``[N]`` ints or strings), or a list of labels per row (multi-label;
+            an empty list means "no label": such a row is a negative for every query and is never a
+            query itself), or a ``[N, C]`` {0, 1} indicator matrix.
+
+    Returns:
+        ``(codes, multi)``: ``[N]`` int64 codes when ``multi`` is False, else a ``[N, C]`` bool matrix.
+    """
+    if isinstance(labels, np.ndarray) and labels.ndim == 2:
+        if not np.isin(labels, (0, 1)).all():
+            raise EvaluationError(
+                expected_found(
+                    "2-D labels", "a {0, 1} indicator matrix", "other values", "Pass a multi-hot matrix."
+                )
+            )
+        return labels.astype(bool), True
+    if hasattr(labels, "to_list"):  # polars / pandas series
+        labels = labels.to_list()  # type: ignore[union-attr]
+    seq = list(labels) if not isinstance(labels, np.ndarray) else labels.tolist()
+    if any(_is_multi(v) for v in seq):
+        if not all(_is_multi(v) or v is None for v in seq):
+            raise EvaluationError(
+                expected_found(
+                    "labels",
+                    "either one label per row or a list of labels per row",
+                    "a mix of both",
+                    "Wrap single labels in a list for multi-label retrieval.",
+                )
+            )
+        rows = [list(v) if v is not None else [] for v in seq]
+        vocab = sorted({x for r in rows for x in r}, key=lambda x: (str(type(x)), x))
+        index = {x: i for i, x in enumerate(vocab)}
+        out = np.zeros((len(rows), len(vocab)), dtype=bool)
+        r_idx = np.fromiter((i for i, r in enumerate(rows) for _ in r), dtype=np.int64)
+        c_idx = np.fromiter((index[x] for r in rows for x in r), dtype=np.int64)
+        out[r_idx, c_idx] = True
+        return out, True
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in seq):
+        raise EvaluationError(
+            expected_found(
+                "labels",
+                "a label for every row",
+                "None/NaN labels",
+                "Drop unlabelled rows, or use a list of labels per row (an empty list = no label).",
+            )
+        )
+    _, codes = np.unique(np.asarray(seq), return_inverse=True)
+    return codes.astype(np.int64).reshape(-1), False
+
+
+def _as_index(sel: ArrayLike, n: int, name: str) -> np.ndarray:
+    a = np.asarray(sel)
+    if a.dtype == bool:
+        if a.shape != (n,):
+            raise EvaluationError(
+                expected_found(name, f"a bool mask of shape ({n},)", f"shape {a.shape}", "One flag per row.")
+            )
+        return np.flatnonzero(a)
+    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+        raise EvaluationError(
+            expected_found(name, "a bool mask or 1-D integer indices", f"{a.dtype} {a.shape}", "Fix it.")
+        )
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise EvaluationError(
+            expected_found(name, f"indices in [0, {n})", f"[{a.min()}, {a.max()}]", "Fix the indices.")
+        )
+    if np.unique(a).size != a.size:
+        raise EvaluationError(expected_found(name, "distinct indices", "duplicates", "Remove duplicates."))
+    return np.sort(a)
+
+
+def _tie_credit(sorted_sims: torch.Tensor, neg_sorted: torch.Tensor) -> torch.Tensor:
+    """For each position of ascending rows, ``#neg strictly below + 0.5 #neg tied`` (float64 ``[B, G]``)."""
+    b, g = sorted_sims.shape
+    cneg = torch.cumsum(neg_sorted, dim=1, dtype=torch.float64)  # inclusive count of negatives
+    pos_idx = torch.arange(g, device=sorted_sims.device).expand(b, g)
+    starts = torch.ones_like(sorted_sims, dtype=torch.bool)
+    starts[:, 1:] = sorted_sims[:, 1:] != sorted_sims[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, pos_idx, torch.zeros_like(pos_idx)).cummax(dim=1).values
+    last_rev = torch.where(ends, g - 1 - pos_idx, torch.zeros_like(pos_idx)).flip(1).cummax(dim=1).values
+    last = g - 1 - last_rev.flip(1)
+    below = torch.where(first > 0, cneg.gather(1, (first - 1).clamp_min(0)), torch.zeros_like(cneg))
+    upto = cneg.gather(1, last)
+    return 0.5 * (below + upto)
+
+
+@torch.no_grad()
+def retrieval_scores(
+    embeddings: ArrayLike | torch.Tensor,
+    labels: ArrayLike | Sequence[Any],
+    *,
+    queries: ArrayLike | None = None,
+    gallery: ArrayLike | None = None,
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """Retrieval ROC AUC, precision@1 and the number of queries they average over.
+
+    Args:
+        embeddings: ``[N, D]`` float32 or float64 (similarities are computed in this dtype).
+        labels: see :func:`encode_labels` (one per row, a list per row, or a ``[N, C]`` indicator matrix).
+        queries: ``None`` (test-vs-test: every row is a query), or a ``[N]`` bool mask / integer indices
+            of the query rows (train-vs-test).
+        gallery: rows to rank for each query; default every row (test-vs-test) or every non-query row
+            (when ``queries`` is given). A query is never ranked against itself.
+        chunk_size: queries per block (memory ``~50 x chunk_size x G`` bytes); default from the device
+            (about 4 M similarities per block on CPU, 64 M on CUDA).
+        device: torch device to compute on (``"cuda"`` for the GPU); default the tensor's device or CPU.
+
+    Returns:
+        ``{"roc_auc": float, "precision_at_1": float, "n_queries": int}``; ``roc_auc`` and
+        ``precision_at_1`` are ``nan`` when no query has both a positive and a negative.
+    """
+    x = torch.as_tensor(embeddings)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise EvaluationError(
+            expected_found("embeddings", "a [N, D] array with N >= 2", f"shape {tuple(x.shape)}", "Fix it.")
+        )
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.float32)
+    n = x.shape[0]
+    codes, multi = encode_labels(labels)
+    if codes.shape[0] != n:
+        raise EvaluationError(
+            expected_found("labels", f"{n} rows (one per embedding)", f"{codes.shape[0]}", "Align them.")
+        )
+    dev = torch.device(device) if device is not None else x.device
+    x = x.to(dev)
+    if not torch.isfinite(x).all():
+        raise EvaluationError(
+            expected_found("embeddings", "finite values", "NaN or inf", "Check the encoder's outputs.")
+        )
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    if (norms == 0).any():
+        raise EvaluationError(
+            expected_found(
+                "embeddings",
+                "non-zero rows (cosine similarity is undefined for a zero vector)",
+                f"{int((norms == 0).sum())} zero rows",
+                "Check the encoder (a silent input gives a zero embedding for some models).",
+            )
+        )
+    x = x / norms
+
+    q_idx = np.arange(n) if queries is None else _as_index(queries, n, "queries")
+    if gallery is not None:
+        g_idx = _as_index(gallery, n, "gallery")
+    elif queries is None:
+        g_idx = np.arange(n)
+    else:
+        g_idx = np.setdiff1d(np.arange(n), q_idx)
+    if q_idx.size == 0 or g_idx.size == 0:
+        raise EvaluationError(
+            expected_found("queries/gallery", "non-empty sets", f"{q_idx.size} / {g_idx.size}", "Fix them.")
+        )
+    g = g_idx.size
+    # Where each query sits in the gallery (-1 if absent): that pair is excluded (never rank self).
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[g_idx] = np.arange(g)
+    q_slot = torch.as_tensor(slot[q_idx], device=dev)
+
+    gal = x[torch.as_tensor(g_idx, device=dev)]
+    lab = torch.as_tensor(codes, device=dev)
+    lab_g = lab[torch.as_tensor(g_idx, device=dev)]
+    if multi:
+        lab_g_f = lab_g.to(torch.float32).T.contiguous()  # [C, G]
+
+    if chunk_size is None:
+        budget = _BLOCK_ELEMENTS_CUDA if dev.type == "cuda" else _BLOCK_ELEMENTS_CPU
+        chunk_size = max(1, min(4096, budget // g))
+    auc_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    p1_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    n_valid = torch.zeros((), dtype=torch.int64, device=dev)
+    q_all = torch.as_tensor(q_idx, device=dev)
+    for start in range(0, q_idx.size, chunk_size):
+        qi = q_all[start : start + chunk_size]
+        b = qi.shape[0]
+        sims = x[qi] @ gal.T  # [B, G]
+        sims = sims + 0.0  # -0.0 -> +0.0 so that signed zeros tie, as they do for sklearn
+        if multi:
+            pos = (lab[qi].to(torch.float32) @ lab_g_f) > 0
+        else:
+            pos = lab[qi][:, None] == lab_g[None, :]
+        valid = torch.ones_like(pos)
+        self_slot = q_slot[start : start + b]
+        has_self = self_slot >= 0
+        rows = torch.arange(b, device=dev)[has_self]
+        valid[rows, self_slot[has_self]] = False
+        pos &= valid
+        neg = valid & ~pos
+        n_pos = pos.sum(dim=1)
+        n_neg = neg.sum(dim=1)
+        ok = (n_pos > 0) & (n_neg > 0)
+
+        sorted_sims, order = torch.sort(sims, dim=1)
+        pos_sorted = pos.gather(1, order)
+        neg_sorted = neg.gather(1, order)
+        credit = _tie_credit(sorted_sims, neg_sorted)
+        u = torch.where(pos_sorted, credit, torch.zeros_like(credit)).sum(dim=1)
+        denom = (n_pos * n_neg).to(torch.float64)
+        auc = torch.where(ok, u / denom.clamp_min(1.0), torch.zeros_like(u))
+
+        top = sims.masked_fill(~valid, float("-inf")).argmax(dim=1)
+        hit = pos.gather(1, top[:, None]).squeeze(1)
+
+        auc_sum += auc.sum()
+        p1_sum += (hit & ok).sum().to(torch.float64)
+        n_valid += ok.sum()
+    nq = int(n_valid.item())
+    if nq == 0:
+        return {"roc_auc": float("nan"), "precision_at_1": float("nan"), "n_queries": 0}
+    return {
+        "roc_auc": float(auc_sum.item() / nq),
+        "precision_at_1": float(p1_sum.item() / nq),
+        "n_queries": nq,
+    }
+
+
+def retrieval_roc_auc(
+    embeddings: ArrayLike | torch.Tensor,
+    labels: ArrayLike | Sequence[Any],
+    *,
+    queries: ArrayLike | None = None,
+    gallery: ArrayLike | None = None,
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> float:
+    """The paper's retrieval ROC AUC (mean per-query ROC AUC by cosine similarity); see
+    :func:`retrieval_scores` for the arguments. ``embeddings``: ``[N, D]``; returns a float in [0, 1]."""
+    return retrieval_scores(
+        embeddings, labels, queries=queries, gallery=gallery, chunk_size=chunk_size, device=device
+    )["roc_auc"]

@@ -1,0 +1,99 @@
+"""Probes: the recipe's mechanics (best epoch restored, schedule), determinism, label spaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avexlab.errors import EvaluationError
+from avexlab.evaluate.metrics import mean_average_precision
+from avexlab.evaluate.probe import LinearProbe, MLPProbe
+
+
+def _data(seed: int = 0, n: int = 240, k: int = 4, d: int = 12):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(k, d))
+    y = rng.integers(0, k, n)
+    x = (centres[y] + rng.normal(size=(n, d))).astype(np.float32)
+    return x, y
+
+
+def test_linear_probe_learns_and_is_deterministic() -> None:
+    x, y = _data()
+    names = np.array(["a", "b", "c", "d"])[y]
+    kw = dict(epochs=15, lr=1e-2, random_state=3)
+    p = LinearProbe(**kw).fit(x[:160], names[:160], x[160:200], names[160:200])
+    assert p.score(x[200:], names[200:]) > 0.9
+    assert set(p.predict(x[200:])) <= set(names)
+    q = LinearProbe(**kw).fit(x[:160], names[:160], x[160:200], names[160:200])
+    np.testing.assert_array_equal(p.decision_function(x), q.decision_function(x))
+    r = LinearProbe(**{**kw, "random_state": 4}).fit(x[:160], names[:160], x[160:200], names[160:200])
+    assert not np.array_equal(p.decision_function(x), r.decision_function(x))
+    proba = p.predict_proba(x[:5])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_fit_does_not_touch_the_global_rng() -> None:
+    x, y = _data()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    LinearProbe(epochs=1).fit(x, y)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
+
+
+def test_best_validation_epoch_is_restored() -> None:
+    x, y = _data(1)
+    p = LinearProbe(epochs=8, lr=5e-2, random_state=0).fit(x[:160], y[:160], x[160:], y[160:])
+    vals = [h["val_score"] for h in p.history_]
+    best_epoch = int(np.argmax(vals)) + 1  # first epoch reaching the maximum
+    assert p.best_epoch_ == best_epoch
+    assert p.best_val_score_ == max(vals)
+    assert p.score(x[160:], y[160:]) == pytest.approx(max(vals))
+
+
+def test_best_epoch_differs_from_last_when_val_gets_worse() -> None:
+    # Validation labels are a permutation of the truth: the best val epoch is an early one and must be
+    # the one restored (its val score equals the restored probe's score on val).
+    x, y = _data(2)
+    y_val_wrong = (y[160:] + 1) % 4
+    p = LinearProbe(epochs=10, lr=5e-2).fit(x[:160], y[:160], x[160:], y_val_wrong)
+    assert p.score(x[160:], y_val_wrong) == pytest.approx(p.best_val_score_)
+    assert p.best_val_score_ == max(h["val_score"] for h in p.history_)
+
+
+def test_multi_label_uses_bce_and_map() -> None:
+    x, y = _data(3)
+    lists = [[int(v)] + ([int((v + 1) % 4)] if v == 0 else []) for v in y]
+    p = MLPProbe(epochs=15, lr=1e-2, hidden_dims=(32,), n_classes=4).fit(
+        x[:160], lists[:160], x[160:200], lists[160:200]
+    )
+    assert p.multi_label_ and p.n_outputs_ == 4
+    mh = np.zeros((40, 4), dtype=bool)
+    for i, r in enumerate(lists[200:]):
+        mh[i, r] = True
+    assert p.score(x[200:], mh) == pytest.approx(mean_average_precision(p.decision_function(x[200:]), mh))
+    assert p.score(x[200:], mh) > 0.8
+    assert p.predict(x[:3]).shape == (3, 4)
+
+
+def test_standardize_is_opt_in() -> None:
+    x, y = _data(4)
+    raw = LinearProbe(epochs=2)
+    assert raw.standardize is False
+    st = LinearProbe(epochs=2, standardize=True).fit(x * 1000 + 50, y)
+    np.testing.assert_allclose(st.mean_, (x * 1000 + 50).mean(axis=0), rtol=1e-4)
+
+
+def test_label_space_and_feature_errors() -> None:
+    x, y = _data(5)
+    p = LinearProbe(epochs=1).fit(x, y)
+    with pytest.raises(EvaluationError, match="label space"):
+        p.score(x[:5], np.array([9, 9, 9, 9, 9]))
+    with pytest.raises(EvaluationError, match="12 features"):
+        p.predict(x[:, :5])
+    with pytest.raises(EvaluationError, match="fitted"):
+        LinearProbe().predict(x)
+    with pytest.raises(EvaluationError, match="n_classes"):
+        LinearProbe(epochs=1, n_classes=7).fit(x, y)

@@ -1,0 +1,172 @@
+"""Retrieval ROC AUC / precision@1 against a per-query scikit-learn loop (the reference code's method)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
+
+from avexlab.errors import EvaluationError
+from avexlab.evaluate.retrieval import encode_labels, retrieval_roc_auc, retrieval_scores
+
+
+def _reference(x, label_sets, queries=None, gallery=None):
+    """Per-query loop: cosine similarity, positive = shares a label, sklearn ROC AUC, top-1 by argmax."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    n = len(x)
+    aucs, hits = [], []
+    for i in range(n) if queries is None else queries:
+        g = [j for j in (range(n) if gallery is None else gallery) if j != i]
+        s = x[g] @ x[i]
+        y = np.array([bool(set(label_sets[i]) & set(label_sets[j])) for j in g])
+        if y.all() or not y.any():
+            continue
+        aucs.append(roc_auc_score(y, s))
+        hits.append(y[np.argmax(s)])
+    if not aucs:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(aucs)), float(np.mean(hits)), len(aucs)
+
+
+def _tied_embeddings(rng, n, dup_frac=0.3):
+    """Rows of +-1 in 16 dims: norms are exactly 4, so every cosine is exact and ties are real ties."""
+    x = rng.choice([-1.0, 1.0], size=(n, 16))
+    x[rng.random(n) < dup_frac] = x[0]
+    return x
+
+
+def _assert_same(ours, ref):
+    assert ours["n_queries"] == ref[2]
+    if ref[2]:
+        assert ours["roc_auc"] == pytest.approx(ref[0], abs=1e-12)
+        assert ours["precision_at_1"] == pytest.approx(ref[1], abs=1e-12)
+    else:
+        assert np.isnan(ours["roc_auc"]) and np.isnan(ours["precision_at_1"])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_single_label_matches_sklearn_loop_with_ties_and_singletons(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 40))
+    x = _tied_embeddings(rng, n)
+    labels = rng.integers(0, 5, n)  # small n: single-member classes occur (their queries are skipped)
+    ours = retrieval_scores(x, labels, chunk_size=int(rng.integers(1, 9)))
+    _assert_same(ours, _reference(x, [[v] for v in labels]))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_multi_label_matches_sklearn_loop(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(3, 40))
+    x = _tied_embeddings(rng, n)
+    labels = [
+        list(rng.choice(["a", "b", "c", "d", "e"], size=int(rng.integers(0, 3)), replace=False))
+        for _ in range(n)
+    ]
+    _assert_same(retrieval_scores(x, labels, chunk_size=5), _reference(x, labels))
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_train_vs_test_mode_matches_loop(seed):
+    rng = np.random.default_rng(200 + seed)
+    n = int(rng.integers(6, 40))
+    x = rng.normal(size=(n, 8))
+    labels = rng.integers(0, 3, n)
+    test = rng.random(n) < 0.4
+    test[0], test[1] = True, False
+    ours = retrieval_scores(x, labels, queries=test)
+    _assert_same(ours, _reference(x, [[v] for v in labels], np.flatnonzero(test), np.flatnonzero(~test)))
+    # indices and masks are the same selection
+    assert retrieval_scores(x, labels, queries=np.flatnonzero(test)) == ours
+
+
+def test_hand_worked_case():
+    # query 0 = [1, 0]; others: 1 (same label) at cos 0.6, 2 (other label) at cos 0.8, 3 (same) at cos -1
+    x = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [-1.0, 0.0]])
+    labels = [0, 0, 1, 0]
+    auc_q0 = 0.0  # both positives rank below the single negative
+    # query 1: positives 0 (0.6), 3 (-0.6); negative 2 (0.96) -> 0; query 3: positives 0 (-1), 1 (-0.6);
+    # negative 2 (-0.8) -> 1 of 2 pairs -> 0.5; query 2 has no positive -> skipped.
+    # Top-1: query 0 -> 2 (neg), query 1 -> 2 (neg), query 3 -> 1 (pos, -0.6 is the largest) -> 1/3.
+    res = retrieval_scores(x, labels)
+    assert res["n_queries"] == 3
+    assert res["roc_auc"] == pytest.approx((auc_q0 + 0.0 + 0.5) / 3, abs=1e-15)
+    assert res["precision_at_1"] == pytest.approx(1 / 3, abs=1e-15)
+
+
+def test_all_ties_give_half_credit():
+    x = np.ones((5, 3))
+    assert retrieval_roc_auc(x, [0, 0, 1, 1, 1]) == pytest.approx(0.5, abs=1e-15)
+
+
+def test_no_query_with_positive_and_negative_gives_nan():
+    res = retrieval_scores(np.eye(3) + 0.1, [0, 1, 2])
+    assert res["n_queries"] == 0 and np.isnan(res["roc_auc"])
+
+
+def test_float32_input_and_polars_labels():
+    import polars as pl
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 8)).astype(np.float32)
+    lab = rng.integers(0, 3, 30)
+    a = retrieval_roc_auc(x, pl.Series(lab.astype(str)))
+    b = _reference(x.astype(np.float64), [[v] for v in lab])[0]
+    assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_indicator_matrix_equals_label_lists():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(20, 4))
+    mh = (rng.random((20, 3)) < 0.4).astype(int)
+    lists = [list(np.flatnonzero(r)) for r in mh]
+    assert retrieval_scores(x, mh) == retrieval_scores(x, lists)
+    codes, multi = encode_labels(lists)
+    assert multi and codes.shape == (20, int(mh.any(axis=0).sum()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(4, 25),
+    scale=st.floats(0.01, 100.0),
+)
+def test_properties_permutation_and_scale_invariance(seed, n, scale):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6))
+    labels = rng.integers(0, 3, n)
+    base = retrieval_scores(x, labels)
+    perm = rng.permutation(n)
+    scales = scale * rng.uniform(0.5, 2.0, size=(n, 1))  # per-row positive scaling keeps cosines
+    moved = retrieval_scores(x[perm] * scales[perm], labels[perm])
+    assert moved["n_queries"] == base["n_queries"]
+    if base["n_queries"]:
+        assert moved["roc_auc"] == pytest.approx(base["roc_auc"], abs=1e-9)
+    # relabelling classes (a bijection) changes nothing
+    relabelled = retrieval_scores(x, (labels + 7) * 3)
+    assert relabelled["n_queries"] == base["n_queries"]
+    np.testing.assert_equal(relabelled["roc_auc"], base["roc_auc"])
+
+
+def test_errors():
+    with pytest.raises(EvaluationError, match="one per embedding"):
+        retrieval_roc_auc(np.ones((3, 2)), [0, 1])
+    with pytest.raises(EvaluationError, match="zero rows"):
+        retrieval_roc_auc(np.zeros((3, 2)), [0, 1, 0])
+    with pytest.raises(EvaluationError, match="a label for every row"):
+        retrieval_roc_auc(np.ones((3, 2)), [0, None, 1])
+    with pytest.raises(EvaluationError, match="finite"):
+        retrieval_roc_auc(np.array([[np.nan, 1.0], [1.0, 1.0]]), [0, 0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(500, 32))
+    lab = rng.integers(0, 10, 500)
+    assert retrieval_scores(x, lab, device="cuda")["roc_auc"] == pytest.approx(
+        retrieval_scores(x, lab)["roc_auc"], abs=1e-12
+    )

@@ -440,8 +440,9 @@ def sliding_windows(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Cut ``wave`` ``[T]`` into windows of ``window_s`` seconds every ``hop_s`` seconds.
 
-    With ``pad_last=True`` every sample lies in some window: the last window is zero-padded at the end
-    (a recording shorter than one window gives one padded window). With ``pad_last=False`` only full
+    With ``pad_last=True`` the windows reach the end of the recording: the last one is zero-padded
+    (a recording shorter than one window gives one padded window); when ``hop_s <= window_s`` every sample
+    lies in some window, and no window starts after the last sample. With ``pad_last=False`` only full
     windows are returned (possibly none).
 
     Returns:
@@ -455,7 +456,8 @@ def sliding_windows(
     H = _n_samples(hop_s, sample_rate, "sliding_windows hop_s")
     T = wave.shape[0]
     if pad_last:
-        W = 1 if T <= L else -(-(T - L) // H) + 1
+        # Enough windows to reach the last sample, but never one that starts after it (hop > window).
+        W = 1 if T <= L else min(-(-(T - L) // H) + 1, -(-T // H))
     else:
         W = 0 if T < L else (T - L) // H + 1
     if W == 0:

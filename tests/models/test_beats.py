@@ -181,3 +181,15 @@ def test_checkpoint_errors_name_the_file_and_keys(official) -> None:
         beats.from_official_checkpoint(
             {"cfg": {**ckpt["cfg"], "layer_norm_first": True}, "model": ckpt["model"]}
         )
+
+
+def test_bf16_autocast_stays_close_to_fp32(tiny) -> None:
+    wave = torch.randn(2, 24000, generator=torch.Generator().manual_seed(5)) * 0.1
+    mask = torch.zeros(2, 24000, dtype=torch.bool)
+    mask[1, 15000:] = True
+    ref = tiny.embed(wave, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = tiny.embed(wave, mask)
+    assert low.dtype == torch.bfloat16
+    rel = (low.float() - ref).norm(dim=1) / ref.norm(dim=1)
+    assert float(rel.max()) < 2e-2

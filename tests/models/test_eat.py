@@ -197,3 +197,15 @@ def test_finetuned_head_is_ignored_with_a_warning(reference) -> None:
     with pytest.warns(UserWarning, match="head"):
         model = eat.from_hf_state_dict(sd, ckpt["config"], source="ft")
     assert not any(k.startswith("head.") for k in model.state_dict())
+
+
+def test_bf16_autocast_stays_close_to_fp32(tiny) -> None:
+    wave = torch.randn(2, 24000, generator=torch.Generator().manual_seed(5)) * 0.1
+    mask = torch.zeros(2, 24000, dtype=torch.bool)
+    mask[1, 15000:] = True
+    ref = tiny.embed(wave, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = tiny.embed(wave, mask)
+    assert low.dtype == torch.bfloat16
+    rel = (low.float() - ref).norm(dim=1) / ref.norm(dim=1)
+    assert float(rel.max()) < 2e-2

@@ -98,7 +98,7 @@ class _SamePad(nn.Module):
 
 
 def relative_position_buckets(
-    n_query: int, n_key: int, num_buckets: int, max_distance: int, device=None
+    n_query: int, n_key: int, num_buckets: int, max_distance: int, device: torch.device | None = None
 ) -> Tensor:
     """Bidirectional T5-style buckets ``[n_query, n_key]`` int64 of ``key - query`` positions."""
     rel = torch.arange(n_key, device=device)[None, :] - torch.arange(n_query, device=device)[:, None]

@@ -48,7 +48,7 @@ from .registry import register_encoder
 __all__ = ["EAT", "from_hf_state_dict", "from_official_checkpoint", "sincos_positions"]
 
 
-def sincos_positions(n_time: int, n_freq: int, dim: int, device=None) -> Tensor:
+def sincos_positions(n_time: int, n_freq: int, dim: int, device: torch.device | None = None) -> Tensor:
     """Fixed 2-D sin-cos positions ``[n_time * n_freq, dim]`` float32, time-major rows.
 
     Channels ``[:dim/2]`` encode the frequency patch index, ``[dim/2:]`` the time patch index; each half is

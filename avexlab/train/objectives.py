@@ -1,0 +1,398 @@
+"""Training objectives: ``objective.loss(encoder, batch) -> (loss, logs)``.
+
+A batch is a dict: ``wave`` ``[B, T]`` float32 at the encoder's sample rate, ``padding_mask`` ``[B, T]`` bool
+(True = padded) or None, ``targets`` ``[B, C]`` float multi-hot (supervised only) and ``generator`` (a CPU
+``torch.Generator`` for masks; the trainer reseeds it every step). ``logs`` maps names to 0-d tensors
+(detached), so logging costs no device sync until the trainer reads them.
+
+Objectives are ``nn.Module`` s: their own parameters (heads, predictors, decoders, an EMA teacher) are
+trained and checkpointed with the encoder. SSL objectives use the transformer hooks documented in
+``avexlab.models.beats`` / ``avexlab.models.eat``::
+
+    fbank, frame_mask = encoder.frontend(wave, padding_mask)       # [B, F, M], [B, F]
+    tokens, token_mask, (n_freq, n_time) = encoder.patchify(fbank, frame_mask)   # [B, N, D] (time-major)
+    out = encoder.encode(tokens_subset, token_mask_subset)        # EncoderOutput
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avexlab.errors import ConfigError
+from avexlab.models.base import masked_pool
+
+__all__ = [
+    "BeatsSSLObjective",
+    "EatSSLObjective",
+    "Objective",
+    "RandomProjectionTokenizer",
+    "SupervisedObjective",
+    "build_objective",
+    "fbank_patches",
+    "inverse_block_mask",
+    "random_keep",
+]
+
+
+class Objective(nn.Module):
+    """Base class. ``loss`` returns a scalar loss and detached 0-d logs; ``after_step`` runs after each
+    optimiser step (EMA updates); ``head_modules`` are the parts trained while the backbone is frozen."""
+
+    def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError  # pragma: no cover
+
+    def after_step(self, encoder: nn.Module, step: int, total_steps: int) -> dict[str, float]:
+        return {}
+
+
+def _unwrap(encoder: nn.Module) -> nn.Module:
+    return getattr(encoder, "module", encoder)
+
+
+# ----------------------------------------------------------------------------------------- supervised
+
+
+class SupervisedObjective(Objective):
+    """Multi-hot BCE over the joint label space (species + general-audio classes) with a linear head on the
+    mean-pooled last-layer tokens (padding ignored). Logs ``loss`` and ``pos_frac`` (label density)."""
+
+    def __init__(self, embed_dim: int, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ConfigError(
+                f"supervised objective: expected a label space with at least one class, found {num_classes}. "
+                "The training pool has no labels; use an SSL recipe or a labelled pool."
+            )
+        self.head = nn.Linear(embed_dim, num_classes)
+
+    def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        out = encoder(batch["wave"], batch.get("padding_mask"))
+        emb = masked_pool(out.tokens, out.padding_mask, "mean")
+        logits = self.head(emb).float()
+        targets = batch["targets"].to(logits.dtype)
+        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        return loss, {"loss": loss.detach(), "pos_frac": targets.mean().detach()}
+
+
+# --------------------------------------------------------------------------------------- SSL helpers
+
+
+def fbank_patches(fbank: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Cut ``fbank`` ``[B, F, M]`` (frames x mel bins) into the encoder's square patches, time-major like its
+    tokens: ``[B, n_time x n_freq, p x p]`` with ``p = M // n_freq``. Frames past ``n_time x p`` (the conv's
+    remainder) are dropped as the patch conv drops them."""
+    n_freq, n_time = grid
+    B, Fr, M = fbank.shape
+    p = M // n_freq
+    if p * n_freq != M or n_time * p > Fr:
+        raise ConfigError(
+            f"fbank_patches: grid (n_freq={n_freq}, n_time={n_time}) does not tile an fbank of {Fr} frames x "
+            f"{M} bins with square patches. The encoder's patchify hook must report its grid."
+        )
+    x = fbank[:, : n_time * p, :].reshape(B, n_time, p, n_freq, p)
+    return x.permute(0, 1, 3, 2, 4).reshape(B, n_time * n_freq, p * p)
+
+
+def random_keep(
+    n_tokens: int, keep: int, token_mask: Tensor | None, batch: int, generator: torch.Generator | None
+) -> Tensor:
+    """Indices ``[B, keep]`` (sorted) of tokens kept visible, chosen uniformly among non-padded tokens (a
+    padded token is only kept when a clip has fewer than ``keep`` real ones)."""
+    noise = torch.rand(batch, n_tokens, generator=generator)
+    if token_mask is not None:
+        noise = noise + 2.0 * token_mask.cpu().float()
+    return noise.argsort(dim=1)[:, :keep].sort(dim=1).values
+
+
+def inverse_block_mask(
+    n_clips: int,
+    grid: tuple[int, int],
+    keep: int,
+    block: int,
+    token_mask: Tensor | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """EAT's inverse block masking: visible tokens come in ``block x block`` (time x freq) blocks.
+
+    Block centres are drawn so that the blocks cover about ``keep`` tokens, dilated by a max-pool, then
+    exactly ``keep`` tokens per clip are taken (covered tokens first, ties broken at random). Returns sorted
+    indices ``[n_clips, keep]`` into the time-major token order; padded tokens are kept last."""
+    n_freq, n_time = grid
+    n = n_freq * n_time
+    frac_keep = keep / n
+    p_centre = 1.0 - (1.0 - frac_keep) ** (1.0 / (block * block))
+    centres = (torch.rand(n_clips, 1, n_time, n_freq, generator=generator) < p_centre).float()
+    covered = F.max_pool2d(centres, kernel_size=block, stride=1, padding=block // 2)[:, 0, :n_time, :n_freq]
+    score = covered.reshape(n_clips, n) + torch.rand(n_clips, n, generator=generator)
+    if token_mask is not None:
+        score = score - 4.0 * token_mask.cpu().float()
+    return score.argsort(dim=1, descending=True)[:, :keep].sort(dim=1).values
+
+
+def _gather(x: Tensor, idx: Tensor) -> Tensor:
+    """``x`` ``[B, N, ...]`` at ``idx`` ``[B, K]`` -> ``[B, K, ...]``."""
+    idx = idx.to(x.device)
+    return x.gather(1, idx.view(*idx.shape, *([1] * (x.ndim - 2))).expand(*idx.shape, *x.shape[2:]))
+
+
+def _sincos(n: int, dim: int, device: torch.device) -> Tensor:
+    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return pe
+
+
+def _require_hooks(encoder: nn.Module, what: str) -> None:
+    enc = _unwrap(encoder)
+    missing = [h for h in ("frontend", "patchify", "encode") if not callable(getattr(enc, h, None))]
+    if missing:
+        raise ConfigError(
+            f"{what} needs an encoder with the SSL hooks frontend/patchify/encode; "
+            f"{getattr(enc, 'name', type(enc).__name__)!r} lacks {missing}. "
+            "Use model.name 'beats' or 'eat', or the 'sl' recipe."
+        )
+
+
+# -------------------------------------------------------------------------------------- BEATs-style SSL
+
+
+class RandomProjectionTokenizer(nn.Module):
+    """Iteration-1 BEATs tokenizer, BEST-RQ-like: a frozen random projection of each fbank patch (after
+    per-patch standardisation) and the nearest entry (cosine) of a frozen random codebook.
+
+    ``forward(patches [B, N, P]) -> labels [B, N] int64``. Weights are buffers drawn from ``seed`` (saved
+    with the checkpoint, never trained)."""
+
+    def __init__(self, patch_dim: int, codebook_size: int, codebook_dim: int, seed: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        proj = torch.randn(patch_dim, codebook_dim, generator=g) * math.sqrt(2.0 / (patch_dim + codebook_dim))
+        codebook = F.normalize(torch.randn(codebook_size, codebook_dim, generator=g), dim=-1)
+        self.register_buffer("proj", proj)
+        self.register_buffer("codebook", codebook)
+
+    @torch.no_grad()
+    def forward(self, patches: Tensor) -> Tensor:
+        x = patches.float()
+        x = (x - x.mean(dim=-1, keepdim=True)) / x.std(dim=-1, keepdim=True).clamp_min(1e-5)
+        z = F.normalize(x @ self.proj, dim=-1)
+        return (z @ self.codebook.t()).argmax(dim=-1)
+
+
+class BeatsSSLObjective(Objective):
+    """BEATs-style masked token prediction.
+
+    ``mask_ratio`` of the non-padded patches are masked; the encoder sees only the visible ones
+    (``encode(visible)``); a light predictor (2 transformer layers) gets the encoder outputs at the visible
+    positions and a learned mask embedding at masked positions (plus sin-cos positions) and predicts each
+    masked patch's tokenizer label with cross-entropy. Logs ``loss``, ``acc`` (masked-token accuracy),
+    ``code_usage`` (fraction of the codebook used by this batch's targets) and ``code_perplexity``."""
+
+    def __init__(self, encoder: nn.Module, cfg: Any, patch_dim: int = 256) -> None:
+        super().__init__()
+        _require_hooks(encoder, "objective 'beats_ssl'")
+        enc = _unwrap(encoder)
+        d = int(enc.embed_dim)
+        self.cfg = cfg
+        self.tokenizer = RandomProjectionTokenizer(
+            patch_dim, cfg.codebook_size, cfg.codebook_dim, cfg.tokenizer_seed
+        )
+        self.mask_emb = nn.Parameter(torch.zeros(d))
+        nn.init.normal_(self.mask_emb, std=0.02)
+        heads = max(1, d // 64)
+        layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.predictor = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.codebook_size))
+
+    def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        enc = _unwrap(encoder)
+        fbank, frame_mask = enc.frontend(batch["wave"], batch.get("padding_mask"))
+        tokens, token_mask, grid = enc.patchify(fbank, frame_mask)
+        B, N, _ = tokens.shape
+        targets = self.tokenizer(fbank_patches(fbank, grid))  # [B, N]
+        keep = max(1, round((1.0 - self.cfg.mask_ratio) * N))
+        vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
+        vis_mask = None if token_mask is None else _gather(token_mask, vis)
+        out = enc.encode(_gather(tokens, vis), vis_mask)
+        h = out.tokens
+        full = self.mask_emb.to(h.dtype).expand(B, N, -1).clone()
+        full.scatter_(1, vis.to(h.device)[..., None].expand(-1, -1, h.shape[-1]), h)
+        full = full + _sincos(N, h.shape[-1], h.device).to(h.dtype)
+        logits = self.out(self.predictor(full, src_key_padding_mask=token_mask)).float()
+        masked = torch.ones(B, N, dtype=torch.bool, device=h.device)
+        masked.scatter_(1, vis.to(h.device), False)
+        if token_mask is not None:
+            masked &= ~token_mask
+        ce = F.cross_entropy(logits[masked], targets[masked].to(h.device))
+        with torch.no_grad():
+            t = targets[masked.to(targets.device)]
+            counts = torch.bincount(t, minlength=self.cfg.codebook_size).float()
+            prob = counts / counts.sum().clamp_min(1)
+            logs = {
+                "loss": ce.detach(),
+                "acc": (logits[masked].argmax(-1) == targets[masked].to(h.device)).float().mean(),
+                "code_usage": (counts > 0).float().mean(),
+                "code_perplexity": torch.exp(-(prob * prob.clamp_min(1e-12).log()).sum()),
+            }
+        return ce, logs
+
+
+# ---------------------------------------------------------------------------------------- EAT-style SSL
+
+
+class ConvDecoder2d(nn.Module):
+    """EAT's light decoder for frame targets: ``layers`` x (conv ``k x k`` over the (time, freq) token grid,
+    LayerNorm, GELU) with residuals, then a linear projection to the target width.
+    ``forward(x [B, N, D_in], grid) -> [B, N, D_out]`` (time-major tokens)."""
+
+    def __init__(self, d_in: int, d_out: int, dim: int, layers: int, kernel: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(d_in, dim)
+        self.convs = nn.ModuleList(nn.Conv2d(dim, dim, kernel, padding=kernel // 2) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim, elementwise_affine=False) for _ in range(layers))
+        self.proj = nn.Linear(dim, d_out)
+
+    def forward(self, x: Tensor, grid: tuple[int, int]) -> Tensor:
+        n_freq, n_time = grid
+        B, N, _ = x.shape
+        h = self.inp(x)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            y = h.view(B, n_time, n_freq, -1).permute(0, 3, 1, 2)
+            y = conv(y).permute(0, 2, 3, 1).reshape(B, N, -1)
+            y = F.gelu(norm(y))
+            h = y if i == 0 else h + y
+        return self.proj(h)
+
+
+class EatSSLObjective(Objective):
+    """EAT-style teacher-student (data2vec 2.0 family).
+
+    * teacher: an EMA copy of the encoder, fed the full unmasked patches; target per token = mean over the
+      top ``average_top_k_layers`` (default all) layer outputs, each instance-normed over the clip's real
+      tokens; the utterance target is the mean of the frame targets over real tokens.
+    * student: ``clones`` copies of each clip, each with its own inverse block mask (``mask_ratio`` masked,
+      visible tokens in ``block_size`` blocks), encodes only visible tokens; the conv decoder fills masked
+      positions (learned mask embedding) and regresses the frame targets there (MSE); the CLS token (mean of
+      visible outputs when the encoder has none) regresses the utterance target (MSE, ``utterance_weight``).
+    * EMA decay: linear from ``ema_start`` to ``ema_end`` over ``ema_anneal_frac`` of the run's steps.
+    Logs ``loss``, ``frame_loss``, ``utt_loss``, ``target_var`` (variance of targets over tokens: collapse
+    drives it to 0), ``pred_var`` and ``ema_decay``."""
+
+    def __init__(self, encoder: nn.Module, cfg: Any) -> None:
+        super().__init__()
+        _require_hooks(encoder, "objective 'eat_ssl'")
+        enc = _unwrap(encoder)
+        d = int(enc.embed_dim)
+        self.cfg = cfg
+        self.teacher = copy.deepcopy(enc)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.mask_emb = nn.Parameter(torch.zeros(d))
+        nn.init.normal_(self.mask_emb, std=0.02)
+        self.decoder = ConvDecoder2d(d, d, cfg.decoder_dim or d, cfg.decoder_layers, cfg.decoder_kernel)
+        self.utt_proj = nn.Linear(d, d)
+        self.register_buffer("ema_decay", torch.tensor(float(cfg.ema_start), dtype=torch.float64))
+
+    def train(self, mode: bool = True) -> EatSSLObjective:
+        super().train(mode)
+        self.teacher.eval()  # the teacher never uses dropout
+        return self
+
+    @torch.no_grad()
+    def _targets(self, fbank: Tensor, frame_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        tokens, token_mask, _ = self.teacher.patchify(fbank, frame_mask)
+        layers = self.teacher.encode(tokens, token_mask).hidden_states
+        k = self.cfg.average_top_k_layers or len(layers)
+        keep = None if token_mask is None else (~token_mask).float()[..., None]
+        acc = 0.0
+        for h in layers[-k:]:
+            h = h.float()
+            if keep is None:
+                mu, var = h.mean(1, keepdim=True), h.var(1, keepdim=True, unbiased=False)
+            else:
+                cnt = keep.sum(1, keepdim=True).clamp_min(1)
+                mu = (h * keep).sum(1, keepdim=True) / cnt
+                var = ((h - mu).square() * keep).sum(1, keepdim=True) / cnt
+            acc = acc + (h - mu) / torch.sqrt(var + 1e-5)
+        return acc / k, token_mask
+
+    def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        enc = _unwrap(encoder)
+        cfg = self.cfg
+        fbank, frame_mask = enc.frontend(batch["wave"], batch.get("padding_mask"))
+        target, token_mask = self._targets(fbank, frame_mask)  # [B, N, D]
+        tokens, token_mask, grid = enc.patchify(fbank, frame_mask)
+        B, N, D = tokens.shape
+        C = cfg.clones
+        keep = max(1, round((1.0 - cfg.mask_ratio) * N))
+        rep = lambda x: None if x is None else x.repeat_interleave(C, dim=0)  # noqa: E731
+        tok_c, mask_c, tgt_c = rep(tokens), rep(token_mask), rep(target)
+        vis = inverse_block_mask(B * C, grid, keep, cfg.block_size, mask_c, batch.get("generator"))
+        vis_mask = None if mask_c is None else _gather(mask_c, vis)
+        out = enc.encode(_gather(tok_c, vis), vis_mask)
+        h = out.tokens
+        full = self.mask_emb.to(h.dtype).expand(B * C, N, -1).clone()
+        full.scatter_(1, vis.to(h.device)[..., None].expand(-1, -1, D), h)
+        pred = self.decoder(full, grid).float()
+        masked = torch.ones(B * C, N, dtype=torch.bool, device=h.device)
+        masked.scatter_(1, vis.to(h.device), False)
+        if mask_c is not None:
+            masked &= ~mask_c
+        frame_loss = (pred[masked] - tgt_c[masked]).square().mean()
+        if out.cls is not None:
+            utt = out.cls[-1]
+        else:
+            utt = masked_pool(h, vis_mask, "mean")
+        real = None if token_mask is None else (~token_mask).float()[..., None]
+        utt_target = target.mean(1) if real is None else (target * real).sum(1) / real.sum(1).clamp_min(1)
+        utt_loss = (self.utt_proj(utt).float() - rep(utt_target)).square().mean()
+        loss = frame_loss + cfg.utterance_weight * utt_loss
+        with torch.no_grad():
+            real_tgt = target if token_mask is None else target[~token_mask]
+            logs = {
+                "loss": loss.detach(),
+                "frame_loss": frame_loss.detach(),
+                "utt_loss": utt_loss.detach(),
+                "target_var": real_tgt.reshape(-1, D).var(0).mean(),
+                "pred_var": pred[masked].var(0).mean(),
+                "ema_decay": self.ema_decay.float(),
+            }
+        return loss, logs
+
+    @torch.no_grad()
+    def after_step(self, encoder: nn.Module, step: int, total_steps: int) -> dict[str, float]:
+        """EMA update of the teacher after optimiser step ``step`` (1-based) of ``total_steps``."""
+        cfg = self.cfg
+        anneal = max(1, round(cfg.ema_anneal_frac * total_steps))
+        frac = min(1.0, step / anneal)
+        decay = cfg.ema_start + (cfg.ema_end - cfg.ema_start) * frac
+        self.ema_decay.fill_(decay)
+        student = _unwrap(encoder)
+        t_params = list(self.teacher.parameters())
+        s_params = [p.detach() for p in student.parameters()]
+        torch._foreach_mul_(t_params, decay)
+        torch._foreach_add_(t_params, s_params, alpha=1.0 - decay)
+        for tb, sb in zip(self.teacher.buffers(), student.buffers(), strict=True):
+            tb.copy_(sb)
+        return {"ema_decay": decay}
+
+
+def build_objective(cfg: Any, encoder: nn.Module, num_classes: int) -> Objective:
+    """The objective of ``cfg.objective.kind`` for ``encoder`` (``num_classes``: joint label space size)."""
+    kind = cfg.objective.kind
+    enc = _unwrap(encoder)
+    if kind == "supervised":
+        return SupervisedObjective(int(enc.embed_dim), num_classes)
+    if kind == "beats_ssl":
+        return BeatsSSLObjective(encoder, cfg.objective.beats)
+    if kind == "eat_ssl":
+        return EatSSLObjective(encoder, cfg.objective.eat)
+    raise ConfigError(f"objective.kind: expected supervised|beats_ssl|eat_ssl, found {kind!r}.")

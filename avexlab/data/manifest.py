@@ -340,7 +340,7 @@ def validate_manifest(
         exploded = (
             df.select("__row", "__clip", "labels")
             .explode("labels")
-            .filter(pl.col("labels").is_not_null() & ~pl.col("labels").is_in(known))
+            .filter(pl.col("labels").is_not_null() & ~pl.col("labels").is_in(known.implode()))
         )
         probs.add_rows(
             exploded,

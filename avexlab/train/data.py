@@ -108,6 +108,24 @@ def pool_weights(manifest: pl.DataFrame, weights: dict[str, float] | None) -> Te
     return w
 
 
+def open_world(preset: str, seed: int, world_dir: Path | None) -> Any:
+    """The synthetic world ``(preset, seed)``: in memory when ``world_dir`` is None; else reopened from
+    ``world_dir`` when it holds that world (checked: another preset/seed there is a ConfigError), or
+    rendered there once."""
+    from avexlab.synth import render_world
+    from avexlab.synth.world import World
+
+    if world_dir is not None and (Path(world_dir) / "world.json").is_file():
+        world = World.open(world_dir)
+        if (world.config.preset, int(world.seed)) != (preset, int(seed)):
+            raise ConfigError(
+                f"data.world_dir {world_dir}: expected the world ({preset!r}, seed {seed}), found "
+                f"({world.config.preset!r}, seed {world.seed}). Use another data.world_dir."
+            )
+        return world
+    return render_world(preset, seed, world_dir)
+
+
 def _load_manifests(cfg: Any) -> tuple[pl.DataFrame, Path | None, dict[str, str], Any]:
     """The training manifest (all splits), its data root, hashes and the world (or None)."""
     from avexlab.data.manifest import manifest_hash, read_manifest
@@ -125,18 +143,40 @@ def _load_manifests(cfg: Any) -> tuple[pl.DataFrame, Path | None, dict[str, str]
             hashes[str(p)] = manifest_hash(df)
         root = Path(d.root) if d.root is not None else Path(d.manifests[0]).parent
         return pl.concat(frames, how="diagonal_relaxed"), root, hashes, None
-    from avexlab.synth import render_world
-
-    world = render_world(d.world_preset, d.world_seed, d.world_dir)
+    world = open_world(d.world_preset, d.world_seed, d.world_dir)
     pool = world.pools["all"]
     root = getattr(world, "root", None)
     return pool, root, {f"world:{d.world_preset}/{d.world_seed}/all": manifest_hash(pool)}, world
 
 
+def world_noise_bank(world: Any, sample_rate: int, length_s: float) -> Tensor:
+    """The world's background types (wind, rain, stream, insect chorus, ... as its ``background`` knob
+    lists) as a noise bank ``[K, length_s x sample_rate]`` float32, deterministic by the world's seed."""
+    import numpy as np
+
+    from avexlab.augment import noise_bank_from_waves
+    from avexlab.synth.dsp import background
+
+    n = int(round(length_s * sample_rate))
+    kinds = tuple(world.config.background)
+    if not kinds:
+        raise ConfigError(
+            "augment.noise.source='world': the world has no background types (its 'background' knob is "
+            "empty). Use augment.noise.source='folder' or augment.noise.enabled=false."
+        )
+    waves = [
+        torch.from_numpy(
+            np.asarray(background(k, np.random.default_rng([world.seed, i, 0xB6]), n, sample_rate))
+        )
+        for i, k in enumerate(kinds)
+    ]
+    return noise_bank_from_waves(waves)
+
+
 def build_train_data(cfg: Any) -> TrainData:
     """Build the training pool of ``cfg`` (a RunConfig). Raises before any work for an empty pool, unknown
     sampling-weight keys or a noise source that is missing."""
-    from avexlab.augment import load_noise_bank, noise_bank_from_waves
+    from avexlab.augment import load_noise_bank
     from avexlab.data.dataset import ManifestDataset, collate
     from avexlab.data.labels import LabelSpace
 
@@ -149,8 +189,9 @@ def build_train_data(cfg: Any) -> TrainData:
             f"training pool: expected clips with split={d.split!r} for mix={d.mix!r}, found none "
             f"(the manifests hold (split, domain, clips): {have}). Pick another data.mix/split or add clips."
         )
-    label_space = LabelSpace.from_manifests(pool) if cfg.objective.kind == "supervised" else None
-    if label_space is not None and len(label_space) == 0:
+    supervised = cfg.objective.kind == "supervised"
+    label_space = LabelSpace.from_manifests(pool)
+    if supervised and len(label_space) == 0:
         raise DataNotFoundError(
             f"training pool ({pool.height} clips, mix={d.mix!r}): expected labels for supervised training, "
             "found none. Label the clips or use an SSL recipe."
@@ -161,7 +202,7 @@ def build_train_data(cfg: Any) -> TrainData:
         sample_rate=d.sample_rate,
         clip_s=d.clip_s,
         crop=d.crop,
-        label_space=label_space or LabelSpace.from_labels([]),
+        label_space=label_space,
         on_error=d.on_error,
         seed=cfg.runtime.seed,
     )
@@ -182,12 +223,12 @@ def build_train_data(cfg: Any) -> TrainData:
                 "Set augment.noise.source='folder' with augment.noise.folder, or augment.noise.enabled=false."
             )
         else:
-            bank = noise_bank_from_waves(list(world.noise_bank(d.sample_rate)))
+            bank = world_noise_bank(world, d.sample_rate, max(d.clip_s, 1.0))
     return TrainData(
         dataset=dataset,
         collate=collate,
-        num_classes=0 if label_space is None else len(label_space),
-        label_space=label_space,
+        num_classes=len(label_space) if supervised else 0,
+        label_space=label_space if supervised else None,
         noise_bank=bank,
         weights=weights,
         manifest_hashes=hashes,

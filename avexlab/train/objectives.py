@@ -150,6 +150,19 @@ def _sincos(n: int, dim: int, device: torch.device) -> Tensor:
     return pe
 
 
+@torch.no_grad()
+def _patch_dim(enc: nn.Module) -> int:
+    """Values per fbank patch (``p x p``), found by running the hooks on 1 s of silence."""
+    dev = next(enc.parameters()).device
+    was = enc.training
+    enc.eval()
+    fbank, fmask = enc.frontend(torch.zeros(1, int(enc.sample_rate), device=dev), None)
+    _, _, (n_freq, _) = enc.patchify(fbank, fmask)
+    enc.train(was)
+    p = fbank.shape[-1] // n_freq
+    return p * p
+
+
 def _require_hooks(encoder: nn.Module, what: str) -> None:
     enc = _unwrap(encoder)
     missing = [h for h in ("frontend", "patchify", "encode") if not callable(getattr(enc, h, None))]
@@ -196,12 +209,13 @@ class BeatsSSLObjective(Objective):
     masked patch's tokenizer label with cross-entropy. Logs ``loss``, ``acc`` (masked-token accuracy),
     ``code_usage`` (fraction of the codebook used by this batch's targets) and ``code_perplexity``."""
 
-    def __init__(self, encoder: nn.Module, cfg: Any, patch_dim: int = 256) -> None:
+    def __init__(self, encoder: nn.Module, cfg: Any) -> None:
         super().__init__()
         _require_hooks(encoder, "objective 'beats_ssl'")
         enc = _unwrap(encoder)
         d = int(enc.embed_dim)
         self.cfg = cfg
+        patch_dim = _patch_dim(enc)
         self.tokenizer = RandomProjectionTokenizer(
             patch_dim, cfg.codebook_size, cfg.codebook_dim, cfg.tokenizer_seed
         )
@@ -276,12 +290,15 @@ class EatSSLObjective(Objective):
     """EAT-style teacher-student (data2vec 2.0 family).
 
     * teacher: an EMA copy of the encoder, fed the full unmasked patches; target per token = mean over the
-      top ``average_top_k_layers`` (default all) layer outputs, each instance-normed over the clip's real
-      tokens; the utterance target is the mean of the frame targets over real tokens.
+      top ``average_top_k_layers`` (default all) blocks' FFN outputs (``encode_with_ffn``, as EAT; layer
+      outputs for encoders without that hook), each instance-normed over the clip's real tokens; the
+      utterance target is the mean of the frame targets over real tokens.
     * student: ``clones`` copies of each clip, each with its own inverse block mask (``mask_ratio`` masked,
       visible tokens in ``block_size`` blocks), encodes only visible tokens; the conv decoder fills masked
       positions (learned mask embedding) and regresses the frame targets there (MSE); the CLS token (mean of
       visible outputs when the encoder has none) regresses the utterance target (MSE, ``utterance_weight``).
+      The decoder is the encoder's own (``encoder.decode``, EAT's Decoder2d) when it has one, else
+      :class:`ConvDecoder2d` (then ``decoder_dim/layers/kernel`` of the config apply).
     * EMA decay: linear from ``ema_start`` to ``ema_end`` over ``ema_anneal_frac`` of the run's steps.
     Logs ``loss``, ``frame_loss``, ``utt_loss``, ``target_var`` (variance of targets over tokens: collapse
     drives it to 0), ``pred_var`` and ``ema_decay``."""
@@ -297,7 +314,15 @@ class EatSSLObjective(Objective):
             p.requires_grad_(False)
         self.mask_emb = nn.Parameter(torch.zeros(d))
         nn.init.normal_(self.mask_emb, std=0.02)
-        self.decoder = ConvDecoder2d(d, d, cfg.decoder_dim or d, cfg.decoder_layers, cfg.decoder_kernel)
+        # EAT's own decoder (``encoder.decode``) when the encoder has one; otherwise a conv decoder here.
+        self.use_encoder_decoder = getattr(enc, "decoder", None) is not None and callable(
+            getattr(enc, "decode", None)
+        )
+        self.decoder = (
+            None
+            if self.use_encoder_decoder
+            else ConvDecoder2d(d, d, cfg.decoder_dim or d, cfg.decoder_layers, cfg.decoder_kernel)
+        )
         self.utt_proj = nn.Linear(d, d)
         self.register_buffer("ema_decay", torch.tensor(float(cfg.ema_start), dtype=torch.float64))
 
@@ -309,7 +334,11 @@ class EatSSLObjective(Objective):
     @torch.no_grad()
     def _targets(self, fbank: Tensor, frame_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
         tokens, token_mask, _ = self.teacher.patchify(fbank, frame_mask)
-        layers = self.teacher.encode(tokens, token_mask).hidden_states
+        if callable(getattr(self.teacher, "encode_with_ffn", None)):  # EAT: the blocks' FFN outputs
+            out, ffn = self.teacher.encode_with_ffn(tokens, token_mask)
+            layers = [f[:, f.shape[1] - tokens.shape[1] :] for f in ffn]  # drop the CLS position
+        else:
+            layers = self.teacher.encode(tokens, token_mask).hidden_states
         k = self.cfg.average_top_k_layers or len(layers)
         keep = None if token_mask is None else (~token_mask).float()[..., None]
         acc = 0.0
@@ -341,7 +370,7 @@ class EatSSLObjective(Objective):
         h = out.tokens
         full = self.mask_emb.to(h.dtype).expand(B * C, N, -1).clone()
         full.scatter_(1, vis.to(h.device)[..., None].expand(-1, -1, D), h)
-        pred = self.decoder(full, grid).float()
+        pred = (enc.decode(full, grid) if self.use_encoder_decoder else self.decoder(full, grid)).float()
         masked = torch.ones(B * C, N, dtype=torch.bool, device=h.device)
         masked.scatter_(1, vis.to(h.device), False)
         if mask_c is not None:

@@ -199,8 +199,10 @@ def train(
         module.encoder = torch.compile(module.encoder)  # type: ignore[assignment]
     model: nn.Module = module
     if world > 1:
+        # find_unused_parameters: some encoders carry modules an objective does not use (EAT's SSL decoder
+        # in supervised training); DDP must not wait for their gradients.
         model = nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None
+            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
     opt = torch.optim.AdamW(
         _param_groups(module, cfg.optim.weight_decay),

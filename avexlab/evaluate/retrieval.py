@@ -131,6 +131,41 @@ def _tie_credit(sorted_sims: torch.Tensor, neg_sorted: torch.Tensor) -> torch.Te
     return 0.5 * (below + upto)
 
 
+def _sort_rows(a: torch.Tensor) -> torch.Tensor:
+    """Ascending sort of each row, values only (numpy's SIMD sort on CPU is several times faster)."""
+    if a.device.type == "cpu":
+        return torch.from_numpy(np.sort(a.numpy(), axis=1))
+    return torch.sort(a, dim=1).values
+
+
+def _mann_whitney_u_packed(sims: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Per-row Mann-Whitney U (``sum over positives of #neg below + 0.5 #neg tied``), float64 ``[B]``.
+
+    ``sims`` is float32 ``[B, G]``. Each similarity is widened to float64 (exact; its 29 low mantissa bits
+    are zero) and the item's role is packed into the 2 lowest bits (1 = positive, 2 = negative,
+    0 = excluded). That moves a value by far less than one float32 step, so a values-only sort keeps every
+    tie group of equal float32 similarities together, and the role is read back from the bits.
+    """
+    b, g = sims.shape
+    role = pos.to(torch.int64) + 2 * neg.to(torch.int64)
+    bits = sims.to(torch.float64).view(torch.int64) | role
+    keys = _sort_rows(bits.view(torch.float64)).view(torch.int64)
+    role = keys & 3
+    group = keys & ~3
+    is_end = torch.ones((b, g), dtype=torch.bool, device=sims.device)
+    is_end[:, :-1] = group[:, 1:] != group[:, :-1]
+    cpos = torch.cumsum(role == 1, dim=1)[is_end]  # counts at each tie group's last position, row-major
+    cneg = torch.cumsum(role == 2, dim=1)[is_end]
+    row = torch.arange(b, device=sims.device)[:, None].expand(b, g)[is_end]
+    first = torch.ones_like(row, dtype=torch.bool)
+    first[1:] = row[1:] != row[:-1]
+    prev_pos = torch.where(first, 0, torch.roll(cpos, 1))
+    prev_neg = torch.where(first, 0, torch.roll(cneg, 1))
+    # positives in the group x (negatives before the group + half the negatives inside it)
+    contrib = (cpos - prev_pos).to(torch.float64) * 0.5 * (prev_neg + cneg).to(torch.float64)
+    return torch.zeros(b, dtype=torch.float64, device=sims.device).index_add_(0, row, contrib)
+
+
 @torch.no_grad()
 def retrieval_scores(
     embeddings: ArrayLike | torch.Tensor,
@@ -239,11 +274,12 @@ def retrieval_scores(
         n_neg = neg.sum(dim=1)
         ok = (n_pos > 0) & (n_neg > 0)
 
-        sorted_sims, order = torch.sort(sims, dim=1)
-        pos_sorted = pos.gather(1, order)
-        neg_sorted = neg.gather(1, order)
-        credit = _tie_credit(sorted_sims, neg_sorted)
-        u = torch.where(pos_sorted, credit, torch.zeros_like(credit)).sum(dim=1)
+        if sims.dtype == torch.float32:
+            u = _mann_whitney_u_packed(sims, pos, neg)
+        else:
+            sorted_sims, order = torch.sort(sims, dim=1)
+            credit = _tie_credit(sorted_sims, neg.gather(1, order))
+            u = torch.where(pos.gather(1, order), credit, torch.zeros_like(credit)).sum(dim=1)
         denom = (n_pos * n_neg).to(torch.float64)
         auc = torch.where(ok, u / denom.clamp_min(1.0), torch.zeros_like(u))
 

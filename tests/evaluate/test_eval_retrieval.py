@@ -15,6 +15,7 @@ from avexlab.evaluate.retrieval import encode_labels, retrieval_roc_auc, retriev
 
 def _reference(x, label_sets, queries=None, gallery=None):
     """Per-query loop: cosine similarity, positive = shares a label, sklearn ROC AUC, top-1 by argmax."""
+    x = np.asarray(x, dtype=np.float64)
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     n = len(x)
     aucs, hits = [], []
@@ -47,21 +48,23 @@ def _assert_same(ours, ref):
         assert np.isnan(ours["roc_auc"]) and np.isnan(ours["precision_at_1"])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float32 takes the packed-key sort path
 @pytest.mark.parametrize("seed", range(25))
-def test_single_label_matches_sklearn_loop_with_ties_and_singletons(seed):
+def test_single_label_matches_sklearn_loop_with_ties_and_singletons(seed, dtype):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(3, 40))
-    x = _tied_embeddings(rng, n)
+    x = _tied_embeddings(rng, n).astype(dtype)
     labels = rng.integers(0, 5, n)  # small n: single-member classes occur (their queries are skipped)
     ours = retrieval_scores(x, labels, chunk_size=int(rng.integers(1, 9)))
     _assert_same(ours, _reference(x, [[v] for v in labels]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(25))
-def test_multi_label_matches_sklearn_loop(seed):
+def test_multi_label_matches_sklearn_loop(seed, dtype):
     rng = np.random.default_rng(100 + seed)
     n = int(rng.integers(3, 40))
-    x = _tied_embeddings(rng, n)
+    x = _tied_embeddings(rng, n).astype(dtype)
     labels = [
         list(rng.choice(["a", "b", "c", "d", "e"], size=int(rng.integers(0, 3)), replace=False))
         for _ in range(n)
@@ -97,9 +100,17 @@ def test_hand_worked_case():
     assert res["precision_at_1"] == pytest.approx(1 / 3, abs=1e-15)
 
 
-def test_all_ties_give_half_credit():
-    x = np.ones((5, 3))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_ties_give_half_credit(dtype):
+    x = np.ones((5, 3), dtype=dtype)
     assert retrieval_roc_auc(x, [0, 0, 1, 1, 1]) == pytest.approx(0.5, abs=1e-15)
+
+
+def test_signed_zero_similarities_tie():
+    # query 0 is orthogonal to 1 and 2; the cosines are +0.0 and -0.0, which must tie (0.5 credit).
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [-0.0, -1.0]], dtype=np.float32)
+    res = retrieval_scores(x, [0, 0, 1], queries=[0], gallery=[1, 2])
+    assert res["roc_auc"] == pytest.approx(0.5, abs=1e-15)
 
 
 def test_no_query_with_positive_and_negative_gives_nan():

@@ -1,0 +1,122 @@
+"""The world's difficulty check: a non-learned log-mel-statistics baseline with a logistic-regression probe
+per suite dataset. A world that a baseline solves perfectly cannot tell encoders apart; one where it stays
+at chance has no learnable structure. ``baseline_scores`` measures where a world sits between the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from avexlab.errors import EvaluationError, expected_found
+from avexlab.synth.world import World
+
+
+def clip_features(world: World, clip_ids: list[str], batch_size: int = 64) -> np.ndarray:
+    """Log-mel mean+std features ``[N, 256]`` float32 of ``clip_ids`` (rendered or read by ``world.load``),
+    computed in batches of equal-length clips (every synthetic clip lasts ``clip_s`` seconds)."""
+    import torch
+
+    from avexlab.audio.mel import log_mel_statistics
+
+    sr = world.config.sample_rate
+    n = int(round(world.config.clip_s * sr))
+    out = []
+    for i in range(0, len(clip_ids), batch_size):
+        waves = np.zeros((len(clip_ids[i : i + batch_size]), n), dtype=np.float32)
+        for j, cid in enumerate(clip_ids[i : i + batch_size]):  # rendering is per item; features are batched
+            x, _ = world.load(cid)
+            waves[j, : min(n, len(x))] = x[:n]
+        out.append(log_mel_statistics(torch.from_numpy(waves), sr).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def _mean_ap(y: np.ndarray, scores: np.ndarray) -> float:
+    """mAP over ALL classes (a class without positives counts 0), as in the paper's protocol."""
+    from sklearn.metrics import average_precision_score
+
+    aps = [
+        average_precision_score(y[:, c], scores[:, c]) if y[:, c].any() else 0.0 for c in range(y.shape[1])
+    ]
+    return float(np.mean(aps))
+
+
+def baseline_scores(world: World, suites: list[str] | None = None, seed: int = 0) -> pl.DataFrame:
+    """Probe scores of the log-mel baseline on every dataset of ``suites`` (default: all).
+
+    Trains ``LogisticRegression`` (one-vs-rest for multi-label) on train+val, scores test. Returns a
+    tidy frame ``suite, dataset, domain, metric, value, chance, n_train, n_test, classes``: accuracy for
+    single-label datasets, mAP for multi-label ones; ``chance`` is the majority-class accuracy or the
+    mean class prevalence (the mAP of random scores)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cache: dict[str, np.ndarray] = {}
+
+    def feats(ids: list[str]) -> np.ndarray:
+        todo = [c for c in dict.fromkeys(ids) if c not in cache]
+        if todo:
+            for c, f in zip(todo, clip_features(world, todo), strict=True):
+                cache[c] = f
+        return np.stack([cache[c] for c in ids])
+
+    rows = []
+    for name in suites or list(world.suites):
+        suite = world.suites[name]
+        for ds, df in suite.manifests.items():
+            train = df.filter(pl.col("split") != "test")
+            test = df.filter(pl.col("split") == "test")
+            classes = sorted(set(train["labels"].explode().drop_nulls().to_list()))
+            if len(classes) < 2 or test.height == 0:
+                raise EvaluationError(
+                    expected_found(
+                        f"baseline on {ds}",
+                        "at least 2 train classes and test clips",
+                        f"{len(classes)} classes, {test.height} test clips",
+                        "Use a larger preset.",
+                    )
+                )
+            x_tr, x_te = feats(train["clip_id"].to_list()), feats(test["clip_id"].to_list())
+            index = {c: i for i, c in enumerate(classes)}
+
+            def multi_hot(labels: list[list[str]], index: dict[str, int] = index) -> np.ndarray:
+                y = np.zeros((len(labels), len(index)), dtype=np.int64)
+                for r, ls in enumerate(labels):
+                    for lab in ls:
+                        if lab in index:
+                            y[r, index[lab]] = 1
+                return y
+
+            lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+            if suite.multi_label:
+                y_tr, y_te = multi_hot(train["labels"].to_list()), multi_hot(test["labels"].to_list())
+                keep = (y_tr.sum(0) > 0) & (y_tr.sum(0) < len(y_tr))
+                model = make_pipeline(StandardScaler(), OneVsRestClassifier(lr))
+                model.fit(x_tr, y_tr[:, keep])
+                scores = np.zeros(y_te.shape)
+                scores[:, keep] = model.predict_proba(x_te)
+                value, metric = _mean_ap(y_te, scores), "map"
+                chance = float(np.mean(y_te.mean(0)))
+            else:
+                y_tr = np.array([index[ls[0]] for ls in train["labels"].to_list()])
+                y_te = np.array([index.get(ls[0], -1) for ls in test["labels"].to_list()])
+                model = make_pipeline(StandardScaler(), lr)
+                model.fit(x_tr, y_tr)
+                value, metric = float(np.mean(model.predict(x_te) == y_te)), "accuracy"
+                chance = float(np.bincount(y_te[y_te >= 0]).max() / len(y_te))
+            rows.append(
+                {
+                    "suite": name,
+                    "dataset": ds,
+                    "domain": test["domain"][0],
+                    "metric": metric,
+                    "value": value,
+                    "chance": chance,
+                    "n_train": train.height,
+                    "n_test": test.height,
+                    "classes": len(classes),
+                }
+            )
+    return pl.DataFrame(rows)

@@ -107,6 +107,12 @@ class ManifestDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def active_rows(self) -> np.ndarray:
+        """Manifest row indices this dataset serves (``[len(self)]`` int64; rows dropped by :meth:`scan`
+        are absent). ``self.manifest[self.active_rows]`` is the manifest of the served clips."""
+        return self._rows.copy()
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose random crops ``__getitem__`` returns."""
         self.epoch = int(epoch)

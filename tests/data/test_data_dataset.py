@@ -100,4 +100,5 @@ def test_on_error_raise_and_skip(corpus):
     assert [s["clip_id"] for s in batch["skipped"]] == ["bad"] and "bad.wav" in batch["skipped"][0]["reason"]
     scanned = ManifestDataset(corpus / "m2.parquet", on_error="skip")
     assert [s.clip_id for s in scanned.scan()] == ["bad"] and len(scanned) == 3
+    assert scanned.active_rows.tolist() == [0, 1, 2]
     assert scanned.skipped_report()[0]["path"].endswith("bad.wav")

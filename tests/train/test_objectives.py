@@ -1,0 +1,161 @@
+"""Objectives: supervised BCE, BEATs-style masked token prediction, EAT-style teacher-student; masks and
+tokenizer properties; SSL health logs; clear errors for encoders without SSL hooks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny import TinyPatchEncoder  # noqa: E402
+
+from avexlab.config import BeatsSSLConfig, EatSSLConfig, load_config  # noqa: E402
+from avexlab.errors import ConfigError  # noqa: E402
+from avexlab.models.base import masked_pool  # noqa: E402
+from avexlab.models.registry import build_encoder  # noqa: E402
+from avexlab.train.objectives import (  # noqa: E402
+    BeatsSSLObjective,
+    EatSSLObjective,
+    RandomProjectionTokenizer,
+    SupervisedObjective,
+    build_objective,
+    fbank_patches,
+    inverse_block_mask,
+    random_keep,
+)
+
+
+def _batch(B: int = 3, T: int = 16000, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    wave = 0.1 * torch.randn(B, T, generator=g)
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    mask[1, T // 2 :] = True
+    wave[mask] = 0
+    return {"wave": wave, "padding_mask": mask, "generator": torch.Generator().manual_seed(seed)}
+
+
+def test_fbank_patches_follow_the_patch_conv_token_order() -> None:
+    # A conv whose output channel c copies pixel c of its patch gives exactly the patches, in token order.
+    p, fb = 8, torch.randn(2, 50, 32)
+    conv = torch.nn.Conv2d(1, p * p, p, stride=p, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight.view(p * p, p * p)[torch.arange(p * p), torch.arange(p * p)] = 1.0
+    x = conv(fb.unsqueeze(1))  # [B, p*p, n_time, n_freq]
+    want = x.flatten(2).transpose(1, 2)
+    got = fbank_patches(fb, (x.shape[3], x.shape[2]))
+    assert torch.equal(got, want)
+
+
+def test_random_keep_avoids_padding_and_is_seeded() -> None:
+    mask = torch.zeros(4, 20, dtype=torch.bool)
+    mask[1, 10:] = True
+    a = random_keep(20, 5, mask, 4, torch.Generator().manual_seed(0))
+    b = random_keep(20, 5, mask, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == (4, 5)
+    assert (a[1] < 10).all()
+    assert (a.diff(dim=1) > 0).all()  # sorted, distinct
+    c = random_keep(20, 12, mask, 4, torch.Generator().manual_seed(0))
+    assert int((c[1] >= 10).sum()) == 2  # only 10 real tokens: 2 padded ones must fill the quota
+
+
+def test_inverse_block_mask_keeps_exact_count_in_blocks() -> None:
+    grid = (8, 30)  # n_freq, n_time
+    n = grid[0] * grid[1]
+    keep = int(0.2 * n)
+    g = torch.Generator().manual_seed(0)
+    vis = inverse_block_mask(64, grid, keep, 5, None, g)
+    assert vis.shape == (64, keep) and (vis.diff(dim=1) > 0).all()
+    vis_map = torch.zeros(64, n)
+    vis_map.scatter_(1, vis, 1.0)
+    rnd = random_keep(n, keep, None, 64, torch.Generator().manual_seed(1))
+    rnd_map = torch.zeros(64, n).scatter_(1, rnd, 1.0)
+
+    def neighbours(m: torch.Tensor) -> float:  # visible tokens with a visible time-neighbour
+        m = m.view(64, grid[1], grid[0])
+        both = (m[:, 1:] * m[:, :-1]).sum()
+        return float(both / m.sum())
+
+    assert neighbours(vis_map) > 2 * neighbours(rnd_map)
+
+
+def test_tokenizer_is_frozen_deterministic_and_scale_invariant() -> None:
+    tok = RandomProjectionTokenizer(64, 32, 8, seed=3)
+    x = torch.randn(2, 10, 64)
+    labels = tok(x)
+    assert labels.shape == (2, 10) and labels.max() < 32 and labels.min() >= 0
+    assert torch.equal(labels, RandomProjectionTokenizer(64, 32, 8, seed=3)(x))
+    assert torch.equal(labels, tok(3.0 * x + 1.0))  # per-patch standardisation
+    assert not any(p.requires_grad for p in tok.parameters())
+    assert not torch.equal(labels, RandomProjectionTokenizer(64, 32, 8, seed=4)(x))
+
+
+def test_supervised_loss_is_bce_of_linear_head_on_mean_pool() -> None:
+    enc = TinyPatchEncoder()
+    obj = SupervisedObjective(enc.embed_dim, 5)
+    batch = _batch()
+    targets = torch.zeros(3, 5)
+    targets[0, 1] = targets[2, [0, 4]] = 1
+    batch["targets"] = targets
+    loss, logs = obj.loss(enc, batch)
+    out = enc(batch["wave"], batch["padding_mask"])
+    want = F.binary_cross_entropy_with_logits(
+        obj.head(masked_pool(out.tokens, out.padding_mask, "mean")), targets
+    )
+    assert torch.allclose(loss, want, atol=1e-6)
+    assert torch.isclose(logs["pos_frac"], targets.mean())
+
+
+@pytest.mark.parametrize("arch", ["tiny", "beats", "eat"])
+def test_beats_ssl_learns_and_logs_codebook_health(arch: str) -> None:
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder() if arch == "tiny" else build_encoder(arch, "tiny")
+    obj = BeatsSSLObjective(enc, BeatsSSLConfig(codebook_size=16, codebook_dim=8))
+    opt = torch.optim.Adam([*enc.parameters(), *obj.parameters()], lr=3e-3)
+    batch = _batch(B=2)
+    losses = []
+    for _ in range(8):
+        batch["generator"].manual_seed(0)  # same mask each step: the loss must go down
+        loss, logs = obj.loss(enc, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert 0 < logs["code_usage"] <= 1 and 1 <= logs["code_perplexity"] <= 16
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+@pytest.mark.parametrize("arch", ["tiny", "eat"])
+def test_eat_ssl_teacher_is_an_ema_of_the_student(arch: str) -> None:
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder() if arch == "tiny" else build_encoder(arch, "tiny")
+    cfg = EatSSLConfig(clones=2, ema_start=0.9, ema_end=0.99, ema_anneal_frac=0.5)
+    obj = EatSSLObjective(enc, cfg)
+    assert obj.use_encoder_decoder == (arch == "eat")
+    loss, logs = obj.loss(enc, _batch())
+    loss.backward()
+    assert all(p.grad is None for p in obj.teacher.parameters())
+    assert logs["target_var"] > 0.1 and torch.isfinite(loss)
+    before = [p.clone() for p in obj.teacher.parameters()]
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.add_(0.01)
+    out = obj.after_step(enc, 5, 20)  # 5 of 10 annealing steps -> halfway
+    assert out["ema_decay"] == pytest.approx(0.945)
+    for t0, t1, s in zip(before, obj.teacher.parameters(), enc.parameters(), strict=True):
+        assert torch.allclose(t1, 0.945 * t0 + 0.055 * s, atol=1e-6)
+    assert obj.after_step(enc, 15, 20)["ema_decay"] == pytest.approx(0.99)
+
+
+def test_objectives_name_what_is_missing() -> None:
+    eff = build_encoder("efficientnet", "tiny")
+    cfg = load_config(None, ["recipe=ssl", "objective.kind=eat_ssl"])
+    with pytest.raises(ConfigError, match="SSL hooks.*lacks"):
+        build_objective(cfg, eff, 0)
+    with pytest.raises(ConfigError, match="at least one class"):
+        build_objective(load_config(None), eff, 0)

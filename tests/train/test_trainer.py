@@ -165,7 +165,8 @@ def test_sl_ssl_post_trains_the_ssl_checkpoint(corpus: Path, tmp_path: Path) -> 
     )
     post_enc = load_encoder(post)
     assert all(
-        torch.equal(a, b) for a, b in zip(ssl_enc.state_dict().values(), post_enc.state_dict().values())
+        torch.equal(a, b)
+        for a, b in zip(ssl_enc.state_dict().values(), post_enc.state_dict().values(), strict=True)
     )
     with pytest.raises(CheckpointError, match="expected a 'eat' encoder"):
         train(

@@ -11,6 +11,7 @@ Paths of the form ``scheme://...`` are handed to a loader registered with :func:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -197,6 +198,16 @@ def _segment_frames(name: str, total: int, sr: int, start_s: float, end_s: float
     return start, stop
 
 
+@functools.lru_cache(maxsize=32)
+def _resampler(orig_hz: int, new_hz: int) -> torch.nn.Module:
+    """``torchaudio.transforms.Resample`` with its sinc kernel computed once per rate pair (the same
+    arithmetic as ``torchaudio.functional.resample`` with default arguments, which rebuilds the kernel on
+    every call). torchaudio is imported here, lazily."""
+    import torchaudio.transforms as tat
+
+    return tat.Resample(orig_hz, new_hz)
+
+
 def _finish(
     name: str,
     data: Tensor,
@@ -211,8 +222,9 @@ def _finish(
             f"audio {name!r}: expected at least one sample, found a zero-length recording. "
             "Remove it from the manifest or re-export it."
         )
-    finite = torch.isfinite(data)
-    if not bool(finite.all()):
+    # One reduction finds the common all-finite case; the element-wise check runs only when the sum is not
+    # finite (NaN/Inf present, or a float32 overflow of huge but finite samples).
+    if not bool(torch.isfinite(data.sum())) and not bool((finite := torch.isfinite(data)).all()):
         bad = int((~finite).sum())
         first = int((~finite).any(0).nonzero()[0, 0])
         raise AudioError(
@@ -224,16 +236,14 @@ def _finish(
             f"audio {name!r}: expected at least {min_duration_s} s, found {data.shape[-1] / sr:.6f} s "
             f"({data.shape[-1]} samples at {sr} Hz). Drop the clip or lower the minimum duration."
         )
-    wave = data.mean(0) if mono else data
+    wave = (data[0] if data.shape[0] == 1 else data.mean(0)) if mono else data
     out_sr = sr
     if sample_rate is not None and sample_rate != sr:
         if sample_rate <= 0:
             raise AudioError(
                 f"audio {name!r}: expected a positive target sample_rate, found {sample_rate}. Pass e.g. 16000."
             )
-        import torchaudio.functional as taf  # lazy: torchaudio is heavy to import
-
-        wave = taf.resample(wave, sr, sample_rate)
+        wave = _resampler(sr, sample_rate)(wave)
         out_sr = sample_rate
     return wave.contiguous(), out_sr
 

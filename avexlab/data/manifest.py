@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ManifestProblem",
+    "concat_manifests",
     "manifest_hash",
     "read_manifest",
     "validate_manifest",
@@ -250,9 +251,7 @@ def validate_manifest(
     # Row identity for messages (clip_id as text, whatever its type is).
     df = df.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
-        (pl.col("clip_id").cast(pl.String, strict=False) if df.schema["clip_id"] != pl.Null else pl.lit(None))
-        .cast(pl.String)
-        .alias("__clip"),
+        pl.col("clip_id").cast(pl.String, strict=False).alias("__clip"),
     )
     for name, dt in SCHEMA.items():
         df = _cast_column(df, name, dt, probs)

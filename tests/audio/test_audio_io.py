@@ -43,6 +43,23 @@ def test_resampling_keeps_duration_and_tone(tmp_path):
     assert int(spec.argmax()) == pytest.approx(1000, abs=1)  # 1 Hz bins for 1 s
 
 
+def test_resampling_equals_torchaudio_functional(tmp_path):
+    import torchaudio.functional as taf
+
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 22050).astype(np.float32)
+    sf.write(tmp_path / "x.wav", x, 22050, subtype="FLOAT")
+    for target in (16000, 8000, 48000):
+        w, _ = load_audio(tmp_path / "x.wav", target)
+        torch.testing.assert_close(w, taf.resample(torch.from_numpy(x), 22050, target))
+
+
+def test_huge_but_finite_samples_load(tmp_path):
+    x = np.full(4096, 3e38, dtype=np.float32)  # the float32 sum overflows; every sample is finite
+    sf.write(tmp_path / "huge.wav", x, 16000, subtype="FLOAT")
+    w, _ = load_audio(tmp_path / "huge.wav")
+    assert torch.equal(w, torch.from_numpy(x))
+
+
 def test_save_audio_roundtrip_is_atomic_and_exact(tmp_path):
     x = torch.from_numpy(_ramp(1000, 3).T.copy())
     out = save_audio(tmp_path / "sub" / "x.wav", x, 22050, subtype="FLOAT")

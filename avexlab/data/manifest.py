@@ -166,6 +166,12 @@ def _cast_column(df: pl.DataFrame, name: str, target: pl.DataType, probs: _Probl
     cast = col.cast(target, strict=False)
     if src == pl.String:
         cast = col.str.strip_chars().cast(target, strict=False)
+        if target.is_integer():
+            # "16000.0" (a CSV written by a float column) is an integer; "22050.5" is not.
+            as_float = col.str.strip_chars().cast(pl.Float64, strict=False)
+            cast = cast.fill_null(
+                pl.when(as_float.is_finite() & (as_float == as_float.floor())).then(as_float.cast(target))
+            )
     if target.is_integer() and src.is_float():
         bad_expr = col.is_not_null() & (col.is_nan() | (col != col.floor()))
     else:

@@ -76,6 +76,7 @@ def test_wrong_types_in_csv_name_row_and_column(tmp_path):
     text = p.read_text().splitlines()
     text[2] = text[2].replace(",0.0,", ",zero,")  # row 1 start_s
     text[4] = text[4].replace(",16000", ",16k")  # row 3 sample_rate
+    text[3] = text[3].replace(",16000", ",16000.0")  # row 2: an integral float is fine
     p.write_text("\n".join(text) + "\n")
     with pytest.raises(ManifestError) as e:
         read_manifest(p)

@@ -37,6 +37,7 @@ __all__ = [
     "apply_overrides",
     "config_hash",
     "load_config",
+    "load_run_config",
     "parse_config",
     "save_config",
 ]
@@ -339,6 +340,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         data = apply_overrides(data, overrides)
     return parse_config(data, source)
+
+
+load_run_config = load_config  # the name the CLI uses
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:

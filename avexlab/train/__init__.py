@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:  # lazy: importing avexlab.train does not imp
 
         return getattr(trainer, name)
     if name == "grid":
-        from avexlab.train.grid import grid
+        from avexlab.train.grids import grid
 
         return grid
     raise AttributeError(name)

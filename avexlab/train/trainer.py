@@ -177,7 +177,6 @@ def train(
 
     # ---- checks and setup (no training work before this block has passed) ----
     ckpt = _check_resume(run_dir, chash)
-    torch.manual_seed(cfg.runtime.seed)
     data = data if data is not None else build_train_data(cfg)
     plan = StepPlan(
         n=len(data.dataset),
@@ -191,6 +190,7 @@ def train(
     spe = plan.steps_per_epoch
     total_steps = cfg.optim.steps or cfg.optim.epochs * spe
     frozen_steps = cfg.optim.frozen_backbone_epochs * spe
+    torch.manual_seed(cfg.runtime.seed)  # the initialisation is a function of the seed alone
     encoder = encoder if encoder is not None else _build_encoder(cfg)
     objective = build_objective(cfg, encoder, data.num_classes)
     augmenter = Augmenter(cfg.augment, data.noise_bank)

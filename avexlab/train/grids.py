@@ -1,0 +1,240 @@
+"""The ablation grid: architectures x data mixes x paradigms, each trained encoder evaluated on the world's
+suites next to its random-init twin, in one tidy results table (``avexlab grid --profile quick``).
+
+    results = grid("quick", out="runs/grid")        # polars frame; also out/results.parquet
+
+Paradigms: ``sl`` (supervised from scratch), ``ssl`` (BEATs-style for beats, EAT-style for eat),
+``sl-ssl`` (supervised post-training of that SSL run, backbone frozen for the profile's first epochs).
+Architectures without SSL hooks (EfficientNet) train ``sl`` only, as in the paper; the skipped cells are
+listed in ``grid.json``. The random-init twin of each architecture (``checkpoint == "random-init"``) is
+evaluated once, so every trained row has a baseline that differs only in training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from avexlab.config import RunConfig, parse_config
+from avexlab.errors import ConfigError
+
+__all__ = ["GRID_PROFILES", "GridProfile", "grid", "grid_configs", "random_init"]
+
+SSL_OBJECTIVE = {"beats": "beats_ssl", "eat": "eat_ssl"}
+
+
+@dataclass(frozen=True)
+class GridProfile:
+    """One grid's scale. ``steps`` per run (``sl-ssl`` gets ``post_steps``), global ``batch_size``, crop
+    length ``clip_s`` (seconds), the world ``(world_preset, seed)`` used for training pools AND suites."""
+
+    world_preset: str = "quick"
+    architectures: tuple[str, ...] = ("efficientnet", "beats", "eat")
+    mixes: tuple[str, ...] = ("bio", "general", "all")
+    paradigms: tuple[str, ...] = ("sl", "ssl", "sl-ssl")
+    size: str = "tiny"
+    steps: int = 60
+    post_steps: int = 30
+    frozen_backbone_epochs: int = 0
+    batch_size: int = 16
+    clip_s: float = 5.0
+    lr: float = 1e-3
+    warmup_steps: int = 5
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+GRID_PROFILES: dict[str, GridProfile] = {
+    # CPU in minutes per cell: the workshop / CI-scale ablation.
+    "quick": GridProfile(),
+    # Seconds per cell: tests and a first look.
+    "smoke": GridProfile(
+        world_preset="smoke", mixes=("all",), steps=4, post_steps=2, batch_size=4, clip_s=2.0, warmup_steps=0
+    ),
+    # GPU: the paper's shape at small scale.
+    "paper": GridProfile(
+        world_preset="paper", size="base", steps=20000, post_steps=5000, batch_size=128, clip_s=10.0
+    ),
+}
+
+
+def _has_ssl(arch: str) -> bool:
+    return arch in SSL_OBJECTIVE
+
+
+def grid_configs(
+    profile: GridProfile, out: Path, seed: int = 0, world_dir: Path | None = None
+) -> list[RunConfig]:
+    """The run configs of ``profile`` in a valid training order (each ``sl-ssl`` after its ``ssl``)."""
+    cfgs = []
+    for arch in profile.architectures:
+        for mix in profile.mixes:
+            for paradigm in ("ssl", "sl", "sl-ssl"):
+                if paradigm not in profile.paradigms or (paradigm != "sl" and not _has_ssl(arch)):
+                    continue
+                if paradigm == "sl-ssl" and "ssl" not in profile.paradigms:
+                    raise ConfigError(
+                        "grid: paradigm 'sl-ssl' needs 'ssl' in the same grid (it post-trains it)."
+                    )
+                run_dir = out / f"{arch}-{mix}-{paradigm}"
+                data = {
+                    "world_preset": profile.world_preset,
+                    "world_seed": seed,
+                    "world_dir": None if world_dir is None else str(world_dir),
+                    "mix": mix,
+                    "clip_s": profile.clip_s,
+                }
+                raw: dict[str, Any] = {
+                    "recipe": paradigm,
+                    "model": {"name": arch, "size": profile.size},
+                    "data": data,
+                    "objective": {"kind": SSL_OBJECTIVE[arch] if paradigm == "ssl" else "supervised"},
+                    "optim": {
+                        "lr": profile.lr,
+                        "steps": profile.post_steps if paradigm == "sl-ssl" else profile.steps,
+                        "batch_size": profile.batch_size,
+                        "warmup_steps": profile.warmup_steps,
+                        "frozen_backbone_epochs": profile.frozen_backbone_epochs
+                        if paradigm == "sl-ssl"
+                        else 0,
+                    },
+                    "runtime": {"seed": seed, "out_dir": str(run_dir), "progress": False},
+                }
+                if paradigm == "sl-ssl":
+                    raw["model"]["init_checkpoint"] = str(out / f"{arch}-{mix}-ssl")
+                for key, value in profile.overrides.items():
+                    node = raw
+                    *path, last = key.split(".")
+                    for p in path:
+                        node = node.setdefault(p, {})
+                    node[last] = value
+                cfgs.append(parse_config(raw, source=f"grid cell {run_dir.name}"))
+    return cfgs
+
+
+def random_init(arch: str, size: str, seed: int) -> Any:
+    """The random-init twin: ``build_encoder(arch, size)`` under ``torch.manual_seed(seed)`` (the same
+    initialisation a run of that seed starts from)."""
+    import torch
+
+    from avexlab.models.registry import build_encoder
+
+    torch.manual_seed(seed)
+    return build_encoder(arch, size=size)
+
+
+def grid(
+    profile: str | GridProfile = "quick",
+    *,
+    out: str | Path = "runs/grid",
+    seed: int = 0,
+    world: str | Path | None = None,
+    evaluate: bool = True,
+    progress: bool = True,
+    **profile_overrides: Any,
+) -> Path:
+    """Train every cell of the grid (resuming finished or interrupted cells from their run dirs) and, with
+    ``evaluate``, evaluate each trained encoder and each architecture's random-init twin on every suite of
+    the world with ``avexlab.evaluate.suites.evaluate_suite``. Writes ``out/results.parquet`` (DESIGN.md's
+    tidy columns plus ``architecture``, ``mix``, ``paradigm``) and ``out/grid.json`` (profile, cells, skipped
+    cells). ``world``: a folder for the rendered world (default ``out/world``; reused when it holds the
+    profile's world). Returns the path of ``results.parquet`` (of ``grid.json`` without ``evaluate``)."""
+    from avexlab.train.data import open_world
+    from avexlab.train.trainer import train
+
+    if isinstance(profile, str):
+        if profile not in GRID_PROFILES:
+            raise ConfigError(f"grid profile {profile!r}: expected one of {sorted(GRID_PROFILES)}.")
+        prof = GRID_PROFILES[profile]
+    else:
+        prof = profile
+    prof = replace(prof, **profile_overrides) if profile_overrides else prof
+    out = Path(out)
+    wdir = Path(world) if world is not None else out / "world"
+    cfgs = grid_configs(prof, out, seed, wdir)  # every cell validated before any training
+    skipped = [
+        {"architecture": a, "paradigm": p, "reason": f"{a} has no SSL hooks (the paper trains it SL only)"}
+        for a in prof.architectures
+        for p in prof.paradigms
+        if p != "sl" and not _has_ssl(a)
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    the_world = open_world(prof.world_preset, seed, wdir)
+    bar = _bar(progress, len(cfgs))
+    for cfg in cfgs:
+        bar.set_description(Path(cfg.runtime.out_dir).name)
+        if not (Path(cfg.runtime.out_dir) / "encoder.json").is_file() or _unfinished(cfg):
+            train(cfg)
+        bar.update(1)
+    bar.close()
+    (out / "grid.json").write_text(
+        json.dumps(
+            {
+                "profile": asdict(prof),
+                "seed": seed,
+                "cells": [Path(c.runtime.out_dir).name for c in cfgs],
+                "skipped": skipped,
+            },
+            indent=2,
+        )
+    )
+    if not evaluate:
+        return out / "grid.json"
+    _evaluate_grid(prof, cfgs, the_world, out, seed)
+    return out / "results.parquet"
+
+
+def _unfinished(cfg: RunConfig) -> bool:
+    m = Path(cfg.runtime.out_dir) / "metrics.parquet"
+    if not m.is_file():
+        return True
+    steps = pl.read_parquet(m)["step"]
+    return steps.len() == 0 or int(steps.max()) < int(cfg.optim.steps or 0)
+
+
+def _evaluate_grid(
+    prof: GridProfile, cfgs: Sequence[RunConfig], world: Any, out: Path, seed: int
+) -> pl.DataFrame:
+    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.models.checkpoints import load_encoder
+
+    frames = []
+    cache = out / "embedding-cache"
+
+    def run(encoder: Any, arch: str, mix: str | None, paradigm: str, checkpoint: str) -> None:
+        for suite in world.suites.values():
+            res = evaluate_suite(encoder, suite, cache_dir=cache, seed=seed)
+            frames.append(
+                res.with_columns(
+                    pl.lit(checkpoint).alias("checkpoint"),
+                    pl.lit(arch).alias("architecture"),
+                    pl.lit(mix).alias("mix"),
+                    pl.lit(paradigm).alias("paradigm"),
+                )
+            )
+
+    for arch in prof.architectures:
+        run(random_init(arch, prof.size, seed), arch, None, "random-init", "random-init")
+    for cfg in cfgs:
+        run(
+            load_encoder(cfg.runtime.out_dir),
+            cfg.model.name,
+            cfg.data.mix,
+            cfg.recipe,
+            str(cfg.runtime.out_dir),
+        )
+    results = pl.concat(frames, how="diagonal_relaxed")
+    tmp = out / ".results.parquet.tmp"
+    results.write_parquet(tmp)
+    tmp.replace(out / "results.parquet")
+    return results
+
+
+def _bar(enabled: bool, total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="grid", unit="run", disable=not enabled)

@@ -1,0 +1,38 @@
+"""The grid's cells: every architecture x mix x paradigm it can train, sl-ssl after (and from) its ssl run,
+EfficientNet SL only; every cell a valid config before any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avexlab.errors import ConfigError
+from avexlab.train.grids import GRID_PROFILES, GridProfile, grid_configs
+
+
+def test_quick_grid_cells(tmp_path: Path) -> None:
+    cfgs = grid_configs(GRID_PROFILES["quick"], tmp_path, seed=1)
+    names = [Path(c.runtime.out_dir).name for c in cfgs]
+    # efficientnet: 3 mixes x sl; beats, eat: 3 mixes x (ssl, sl, sl-ssl)
+    assert len(cfgs) == 3 + 2 * 9 and len(set(names)) == len(names)
+    assert not any(n.startswith("efficientnet") and not n.endswith("-sl") for n in names)
+    for c in cfgs:
+        assert c.runtime.seed == 1 and c.data.world_preset == "quick"
+        if c.recipe == "sl-ssl":
+            ssl = f"{c.model.name}-{c.data.mix}-ssl"
+            assert Path(c.model.init_checkpoint).name == ssl and names.index(ssl) < names.index(
+                Path(c.runtime.out_dir).name
+            )
+        if c.recipe == "ssl":
+            assert c.objective.kind == {"beats": "beats_ssl", "eat": "eat_ssl"}[c.model.name]
+
+
+def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
+    prof = GridProfile(architectures=("beats",), mixes=("bio",), overrides={"augment.mixup.p": 0.0})
+    cfgs = grid_configs(prof, tmp_path)
+    assert all(c.augment.mixup.p == 0.0 for c in cfgs)
+    with pytest.raises(ConfigError, match="unknown key 'optim.nope'"):
+        grid_configs(GridProfile(overrides={"optim.nope": 1}), tmp_path)
+    with pytest.raises(ConfigError, match="needs 'ssl'"):
+        grid_configs(GridProfile(paradigms=("sl", "sl-ssl")), tmp_path)

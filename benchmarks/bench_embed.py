@@ -10,12 +10,18 @@ fresh spawned process, so that its peak resident memory (``ru_maxrss``, CPU) or 
 - ``compile`` (``--compile``): ``torch.compile`` of the model's forward, on top of the fastest other path;
 - ``torchvision+ref-frontend``: for EfficientNet-B0, the reference implementation's path (the reference
   frontend written with torch.stft + torchaudio MelScale, then torchvision's efficientnet_b0 features and
-  average pool), with the SAME weights, so "max |diff|" also checks that avexlab computes the same thing;
-- ``avex``: the ``avex`` package's BEATs / EfficientNet with random weights, when ``import avex`` works
-  in this interpreter (it is not a dependency of avexlab; otherwise the row says why it was skipped).
+  average pool), with the SAME weights, so the difference column also checks that avexlab computes the
+  same thing;
+- ``avex``: the ``avex`` package's BEATs / EfficientNet (base) with random weights, when ``import avex``
+  works in this interpreter (it is not a dependency of avexlab; otherwise the row says why it was skipped).
+  avex pins its own environment; one way is a throwaway venv that sees this project's packages
+  (``python -m venv /tmp/avexvenv``, a ``.pth`` file in it naming ``.venv``'s site-packages,
+  ``pip install --no-deps avex`` plus the few modules it then asks for) and
+  ``PYTHONPATH=. /tmp/avexvenv/bin/python benchmarks/bench_embed.py``.
 
-"max |diff|" compares each path's embeddings of a fixed 2-clip batch with ``eager-fp32``'s (same seed,
-same weights). Writes a markdown table (``--out``) and prints it.
+The last column compares each path's embeddings of a fixed 2-clip batch with ``eager-fp32``'s (same seed,
+same weights): max |difference| relative to the largest |value| of the eager embeddings.
+Writes a markdown table (``--out``, a .json beside it) and prints it.
 
 Usage:
     .venv/bin/python benchmarks/bench_embed.py --device cpu --threads 2 --sizes tiny,small,base
@@ -256,7 +262,7 @@ def main() -> None:
         "",
         "| encoder | size | path | clips/s | x eager-fp32 | peak "
         + ("CUDA MiB" if args.device == "cuda" else "RSS MiB")
-        + " | max abs diff vs eager-fp32 |",
+        + " | max abs diff / max abs (vs eager-fp32) |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
     baseline = {
@@ -271,7 +277,8 @@ def main() -> None:
         mem = r.get("peak_cuda_mib", r["peak_rss_mib"])
         diff = "n/a"
         if base and r["path"] != "avex":
-            diff = f"{float(np.abs(np.array(r['probe']) - np.array(base['probe'])).max()):.2e}"
+            ref = np.array(base["probe"])
+            diff = f"{float(np.abs(np.array(r['probe']) - ref).max() / max(np.abs(ref).max(), 1e-30)):.1e}"
         lines.append(
             f"| {r['name']} | {r['size']} | {r['path']} | {r['clips_per_s']:.1f} | {ratio:.2f} | {mem:.0f} | {diff} |"
         )

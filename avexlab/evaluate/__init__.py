@@ -6,7 +6,9 @@ Python API other code relies on (imported lazily, so ``import avexlab.evaluate``
 ``clustering_scores(embeddings, labels) -> {"nmi", "ari", "v_measure", "k"}``,
 ``mean_average_precision(scores, targets) -> float`` (the paper's: all classes, absent ones count 0),
 ``mean_average_precision_present``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
-``LinearProbe``, ``MLPProbe``, ``scores_to_events``, ``event_f1``.
+``LinearProbe``, ``MLPProbe``, ``scores_to_events``, ``event_f1``; ``extract_embeddings`` /
+``load_embeddings`` -> ``Embeddings``; ``evaluate_suite`` -> tidy results table, ``paper_table``,
+``ood_report``; ``load_results``, ``save_results``, ``write_html_report``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ _EXPORTS: dict[str, str] = {
     "event_f1": "detection",
     "LinearProbe": "probe",
     "MLPProbe": "probe",
+    "Embeddings": "embed",
+    "extract_embeddings": "embed",
+    "load_embeddings": "embed",
+    "resolve_encoder": "embed",
+    "evaluate_suite": "suites",
+    "evaluate_embeddings": "suites",
+    "evaluate_encoder_on_world": "suites",
+    "paper_table": "suites",
+    "ood_report": "suites",
+    "load_results": "report",
+    "save_results": "report",
+    "write_html_report": "report",
 }
 
 __all__ = sorted(_EXPORTS)

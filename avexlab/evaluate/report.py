@@ -1,0 +1,123 @@
+"""Results tables on disk (parquet or CSV) and a self-contained HTML report (the core of ``avexlab report``)."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+from avexlab.errors import DataNotFoundError, EvaluationError, expected_found
+
+__all__ = ["load_results", "save_results", "write_html_report"]
+
+_REQUIRED = (
+    "encoder",
+    "checkpoint",
+    "benchmark",
+    "dataset",
+    "task_family",
+    "domain",
+    "method",
+    "metric",
+    "value",
+    "n",
+    "seed",
+)
+
+
+def load_results(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """Read a results table (``.parquet`` or ``.csv``) and check it has the tidy columns."""
+    p = Path(path)
+    if not p.exists():
+        raise DataNotFoundError(
+            expected_found(
+                "results table", f"a file at {p}", "nothing", "Run `avexlab evaluate --out ...` first."
+            )
+        )
+    df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p)
+    missing = [c for c in _REQUIRED if c not in df.columns]
+    if missing:
+        raise EvaluationError(
+            expected_found(
+                "results table", f"columns {list(_REQUIRED)}", f"{p} lacking {missing}", "Regenerate it."
+            )
+        )
+    return df
+
+
+def save_results(results: pl.DataFrame, path: str | os.PathLike[str], *, append: bool = True) -> Path:
+    """Write ``results`` atomically to ``path`` (parquet). With ``append``, rows already in the file for
+    the same ``(encoder, checkpoint, benchmark)`` are replaced and all other rows kept."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    table = results
+    if append and p.exists():
+        old = load_results(p)
+        keys = results.select("encoder", "checkpoint", "benchmark").unique()
+        old = old.join(keys, on=["encoder", "checkpoint", "benchmark"], how="anti")
+        table = pl.concat([old, results], how="diagonal_relaxed")
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".parquet")
+    os.close(fd)
+    try:
+        table.write_parquet(tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def _table_html(df: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{'' if v is None else f'{v:.3f}' if isinstance(v, float) else html.escape(str(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in df.iter_rows()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_html_report(results: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """A self-contained HTML page: the paper-shaped table, the focal -> soundscape gaps, the full tidy
+    table, and (when plotly is installed) a bar chart of the paper-shaped table."""
+    from .suites import ood_report, paper_table
+
+    table = paper_table(results)
+    gaps = ood_report(results)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>avexlab report</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>",
+        "<h1>avexlab results</h1><h2>Paper-shaped table</h2>",
+        _table_html(table),
+    ]
+    try:
+        import plotly.graph_objects as go
+
+        long = table.unpivot(index="encoder", variable_name="column", value_name="value").drop_nulls()
+        fig = go.Figure()
+        for enc in long["encoder"].unique(maintain_order=True).to_list():
+            sub = long.filter(pl.col("encoder") == enc)
+            fig.add_bar(name=enc, x=sub["column"].to_list(), y=sub["value"].to_list())
+        fig.update_layout(barmode="group", title="paper-shaped table", yaxis_title="value")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=True))
+    except ImportError:  # plotly is a core dependency; the tables alone still make a report
+        pass
+    parts += [
+        "<h2>Focal -> soundscape gap</h2>",
+        _table_html(gaps),
+        "<h2>All results</h2>",
+        _table_html(results),
+    ]
+    parts.append("</body></html>")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("".join(parts), encoding="utf-8")
+    return p

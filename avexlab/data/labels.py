@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +76,7 @@ class LabelSpace:
     def __contains__(self, label: object) -> bool:
         return label in self._index
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self.labels)
 
     def _unknown(self, label: str) -> ManifestError:
@@ -209,6 +209,5 @@ def assign_splits(
     mapping = pl.DataFrame({by: groups[by].gather(order), "split": names[split_idx]})
     mapping = mapping.with_columns(pl.col(by).cast(df.schema[by]))
     out = df.drop("split", strict=False).join(mapping, on=by, how="left", maintain_order="left")
-    return out.select(
-        [c if c != "split" else "split" for c in df.columns] if "split" in df.columns else out.columns
-    )
+    # Keep the caller's column order (``split`` stays where it was, or is appended).
+    return out.select(df.columns) if "split" in df.columns else out

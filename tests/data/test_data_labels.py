@@ -68,7 +68,9 @@ def test_assign_splits_groups_never_straddle_and_fractions_hold():
     counts = dict(out["split"].value_counts().iter_rows())
     assert set(counts) == {"train", "val", "test"}
     assert abs(counts["train"] / out.height - 0.6) <= 0.1
-    assert out["clip_id"].to_list() == df["clip_id"].to_list()
+    assert out["clip_id"].to_list() == df["clip_id"].to_list() and out.columns == [*df.columns, "split"]
+    again = assign_splits(out.select("split", "clip_id", "individual"), fractions=(0.6, 0.2, 0.2), seed=1)
+    assert again.columns == ["split", "clip_id", "individual"] and again["split"].equals(out["split"])
 
 
 def test_assign_splits_is_deterministic_and_row_order_free():

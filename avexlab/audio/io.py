@@ -287,8 +287,9 @@ def load_audio(
                 "that registers it (e.g. `import avexlab.synth` for synth://) or call register_uri_scheme."
             )
         samples, sr = loader(path)
+        # A copy: the caller may modify the result, and the loader may hand out a cached array.
         data = torch.as_tensor(np.asarray(samples) if not isinstance(samples, Tensor) else samples)
-        data = data.to(torch.float32)
+        data = data.detach().to("cpu", torch.float32, copy=True)
         if data.ndim == 1:
             data = data.unsqueeze(0)
         if data.ndim != 2:

@@ -79,9 +79,11 @@ def test_save_audio_rejects_non_finite(tmp_path):
 def test_uri_scheme_loader_gets_segment_and_resampling():
     calls = []
 
+    cached = np.arange(8000, dtype=np.float32) / 8000
+
     def loader(uri: str):
         calls.append(uri)
-        return np.arange(8000, dtype=np.float32) / 8000, 8000
+        return cached, 8000
 
     register_uri_scheme("testuri", loader, replace=True)
     assert "testuri" in registered_uri_schemes()
@@ -90,6 +92,8 @@ def test_uri_scheme_loader_gets_segment_and_resampling():
     torch.testing.assert_close(w, torch.arange(2000, 4000, dtype=torch.float32) / 8000)
     w16, sr16 = load_audio("testuri://abc", sample_rate=16000)
     assert sr16 == 16000 and w16.shape == (16000,)
+    w[:] = 0  # the result never aliases the loader's data
+    torch.testing.assert_close(load_audio("testuri://abc")[0], torch.arange(8000, dtype=torch.float32) / 8000)
     with pytest.raises(ConfigError, match="already registered"):
         register_uri_scheme("testuri", lambda u: (np.zeros(1), 1))
 

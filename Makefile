@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 ## The test suite (what CI runs).
 test: $(STAMP)
+	@bash scripts/ensure_chromium.sh
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)

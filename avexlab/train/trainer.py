@@ -18,6 +18,7 @@ rank 0 writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -227,6 +228,7 @@ def train(
         if (run_dir / "metrics.parquet").is_file():
             metrics = pl.read_parquet(run_dir / "metrics.parquet").filter(pl.col("step") <= step).to_dicts()
     aug_gen, mask_gen = torch.Generator(), torch.Generator()
+    skipped: list[dict[str, Any]] = []  # this rank's clips dropped by collate (unreadable at decode time)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -250,6 +252,11 @@ def train(
         write_checkpoint(run_dir, step, weights, state)
         write_atomic(run_dir / "metrics.parquet", _parquet_bytes(metrics))
         _export_encoder(module.encoder, run_dir)
+        if skipped:  # clips that failed while decoding (on_error="skip"): listed in provenance.json
+            prov = json.loads((run_dir / "provenance.json").read_text())
+            known = {(s["clip_id"], s["reason"]) for s in prov["skipped_clips"]}
+            prov["skipped_clips"] += [s for s in skipped if (s["clip_id"], s["reason"]) not in known]
+            write_atomic(run_dir / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
 
     # ---- the loop ----
     bar = _progress(cfg.runtime.progress and is_main, total_steps, step)
@@ -264,7 +271,9 @@ def train(
         frozen = step < frozen_steps
         logs_sum: dict[str, Tensor] = {}
         for micro in range(cfg.optim.grad_accum):
-            batch = _to_device(next(batches), device, data.num_classes)
+            raw = next(batches)
+            skipped.extend(raw.get("skipped") or [])
+            batch = _to_device(raw, device, data.num_classes)
             if augmenter.active:
                 res = augmenter(batch["wave"], batch["padding_mask"], batch.get("targets"), generator=aug_gen)
                 batch.update(wave=res.wave, padding_mask=res.padding_mask, targets=res.targets)

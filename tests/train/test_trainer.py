@@ -176,3 +176,31 @@ def test_sl_ssl_post_trains_the_ssl_checkpoint(corpus: Path, tmp_path: Path) -> 
                 **{"recipe": "sl-ssl", "model.name": "eat", "model.init_checkpoint": str(ssl)},
             )
         )
+
+
+def test_worker_processes_compute_the_same_run(corpus: Path, tmp_path: Path) -> None:
+    a = train(_cfg(corpus, tmp_path / "a", **{"optim.steps": 2}), encoder=TinyPatchEncoder())
+    b = train(
+        _cfg(corpus, tmp_path / "b", **{"optim.steps": 2, "runtime.num_workers": 1}),
+        encoder=TinyPatchEncoder(),
+    )
+    assert (
+        pl.read_parquet(a / "metrics.parquet")["loss"].to_list()
+        == pl.read_parquet(b / "metrics.parquet")["loss"].to_list()
+    )
+
+
+def test_clips_unreadable_at_decode_time_are_skipped_and_listed(corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus.parent, root)
+    victim = pl.read_parquet(root / "manifest.parquet").filter(pl.col("split") == "train")["path"][0]
+    x = np.zeros(12000, dtype=np.float32)
+    x[100] = np.nan  # the header is fine (scan passes); decoding finds NaN
+    sf.write(root / victim, x, 16000, subtype="FLOAT")
+    cfg = _cfg(root / "manifest.parquet", tmp_path / "run", **{"optim.steps": 6, "data.on_error": "skip"})
+    run = train(cfg, encoder=TinyPatchEncoder())
+    prov = json.loads((run / "provenance.json").read_text())
+    assert [s["path"].endswith(victim) for s in prov["skipped_clips"]] == [True]
+    assert "NaN" in prov["skipped_clips"][0]["reason"] or "finite" in prov["skipped_clips"][0]["reason"]

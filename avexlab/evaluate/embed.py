@@ -148,7 +148,7 @@ def encoder_hash(encoder: torch.nn.Module) -> str:
     for key, t in sorted(encoder.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

@@ -147,3 +147,13 @@ def test_outside_embeddings_round_trip_and_alignment(tmp_path, suffix):
     np.testing.assert_array_equal(got.array()[0], emb.array()[2])
     with pytest.raises(EvaluationError, match="1 missing"):
         load_embeddings(path, pl.concat([df, df.with_columns(pl.lit("zz").alias("clip_id"))[:1]]))
+
+
+def test_encoder_hash_handles_zero_dim_buffers():
+    # BatchNorm's num_batches_tracked is a 0-d int64 tensor: hashing must cover it, not crash on it.
+    torch.manual_seed(0)
+    enc = build_encoder("efficientnet", size="tiny")
+    before = encoder_hash(enc)
+    bn = next(m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.num_batches_tracked += 1
+    assert encoder_hash(enc) != before

@@ -100,11 +100,11 @@ class SynthConfig:
     clip_s: float = 5.0
     # knobs
     sample_rate: int = 16000
-    snr_db: tuple[float, float] = (-6.0, 12.0)
+    snr_db: tuple[float, float] = (0.0, 18.0)
     focal_snr_db: tuple[float, float] = (5.0, 25.0)
     background: tuple[str, ...] = BACKGROUNDS
     background_level_db: float = 0.0
-    distance_m: tuple[float, float] = (5.0, 60.0)
+    distance_m: tuple[float, float] = (5.0, 40.0)
     rt60_s: tuple[float, float] = (0.4, 1.6)
     overlap: float = 0.3
     recorder_response_db: float = 6.0

@@ -42,7 +42,10 @@ class CallType:
     noise: float = 0.0
 
     def band_hz(self, f_scale: float = 1.0) -> tuple[float, float]:
-        """Approximate (low, high) band of the call in Hz, before the Nyquist fade."""
+        """Approximate (low, high) band of the call in Hz, before the Nyquist fade (a noise carrier makes
+        the call broadband: high is infinite)."""
+        if self.noise > 0:
+            return 0.0, float("inf")
         lo = min(self.f_start, self.f_end) * f_scale * (1 - self.fm_depth)
         hi = max(self.f_start, self.f_end) * f_scale * (1 + self.fm_depth) * max(1, self.n_harm_effective())
         side = self.pulse_rate * 2

@@ -218,6 +218,17 @@ def _colour(x: np.ndarray, sr: int, response_rng: np.random.Generator, strength_
     return sfft.irfft(sfft.rfft(x, m) * _response(response_rng, strength_db, sr, m), m)[:n].astype(np.float32)
 
 
+def _soft_clip(x: np.ndarray) -> np.ndarray:
+    """Sample-wise soft knee above 0.9 full scale (stays below 1.0). Local, so the level of the rest of a
+    soundscape does not depend on its loudest call (shift sweeps keep the background identical)."""
+    mag = np.abs(x)
+    over = mag > 0.9
+    if over.any():
+        x = x.copy()
+        x[over] = np.sign(x[over]) * (0.9 + 0.0999 * np.tanh((mag[over] - 0.9) / 0.1))
+    return x.astype(np.float32)
+
+
 def render_focal(item: FocalItem, cfg: SynthConfig, seed: int, species: dict[str, Species]) -> np.ndarray:
     """A focal recording ``[clip_s * sample_rate]`` float32 in [-1, 1]: the individual's calls, a light
     reverberant tail (RT60 a quarter of the ``rt60_s`` knob, on 12 levels), background at the focal SNR,
@@ -299,7 +310,7 @@ def render_scene(
     tail = oaconvolve(wet, reverb_ir(rng_for(seed, f"{item.key}/ir"), sr, rt60))[:n].astype(np.float32)
     mix = bed + dry + tail
     mix = _colour(mix, sr, rng_for(seed, f"session/{item.key}"), cfg.recorder_response_db)
-    return _limit(mix * np.float32(SCENE_LEVEL))
+    return _soft_clip(mix * np.float32(SCENE_LEVEL))
 
 
 def render_general(item: GeneralItem, cfg: SynthConfig, seed: int) -> np.ndarray:

@@ -447,7 +447,7 @@ class World:
         if isinstance(item, FocalItem):
             return render_focal(item, self.config, self.seed, self._by_code)
         if isinstance(item, SceneItem):
-            return _render_scene_cached(self, key)
+            return _render_scene_cached(self, key).copy()
         return render_general(item, self.config, self.seed)
 
     def load(self, clip: str) -> tuple[np.ndarray, int]:

@@ -131,39 +131,59 @@ def _tie_credit(sorted_sims: torch.Tensor, neg_sorted: torch.Tensor) -> torch.Te
     return 0.5 * (below + upto)
 
 
-def _sort_rows(a: torch.Tensor) -> torch.Tensor:
-    """Ascending sort of each row, values only (numpy's SIMD sort on CPU is several times faster)."""
-    if a.device.type == "cpu":
-        return torch.from_numpy(np.sort(a.numpy(), axis=1))
-    return torch.sort(a, dim=1).values
+_NOT_SIGN = 0x7FFFFFFFFFFFFFFF
+
+
+def _u_one_order(sims64: Any, pos: Any, neg: Any, pos_rank: int, neg_rank: int) -> tuple[Any, Any]:
+    """Sum over positives of the negatives sorted before them, and whether each row has a tie group that
+    holds both a positive and a negative (the only ties that change the statistic).
+
+    Works on numpy arrays (CPU: numpy's SIMD sort and integer ops are several times faster than torch's
+    there) and on torch tensors (CUDA) alike. ``sims64``: the similarities widened to float64 and viewed
+    as int64 bits. Inside a tie group items sort by rank: 0 = excluded, then ``pos_rank`` / ``neg_rank``.
+    """
+    ordered = sims64 ^ ((sims64 >> 63) & _NOT_SIGN)  # int64 order == float order
+    rank = pos * pos_rank + neg * neg_rank
+    packed = (ordered & ~3) | rank  # the low 2 bits of a widened float32 are zero: order kept
+    if isinstance(packed, np.ndarray):
+        keys = np.sort(packed, axis=1)
+    else:
+        keys = torch.sort(packed, dim=1).values
+    low = keys & 3
+    is_neg = low == neg_rank
+    is_pos = low == pos_rank
+    u = (is_neg.cumsum(1) * is_pos).sum(1)
+    # Within a group the ranks are ordered, so a mixed group has an adjacent (lower rank, higher rank) pair.
+    first, second = (is_pos, is_neg) if pos_rank < neg_rank else (is_neg, is_pos)
+    mixed = ((keys[:, 1:] >> 2) == (keys[:, :-1] >> 2)) & first[:, :-1] & second[:, 1:]
+    return u, mixed.any(1)
 
 
 def _mann_whitney_u_packed(sims: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """Per-row Mann-Whitney U (``sum over positives of #neg below + 0.5 #neg tied``), float64 ``[B]``.
+    """Per-row Mann-Whitney U (``sum over positives of #neg below + 0.5 #neg tied``), float64 ``[B]``, for
+    float32 similarities ``[B, G]``; ``pos``/``neg`` are disjoint bool masks (neither = excluded item).
 
-    ``sims`` is float32 ``[B, G]``. Each similarity is widened to float64 (exact; its 29 low mantissa bits
-    are zero) and the item's role is packed into the 2 lowest bits (1 = positive, 2 = negative,
-    0 = excluded). That moves a value by far less than one float32 step, so a values-only sort keeps every
-    tie group of equal float32 similarities together, and the role is read back from the bits.
+    Each float32 similarity is widened to float64 (exact: its 29 low mantissa bits are zero), mapped to an
+    int64 of the same order, and the item's role is written into the 2 lowest bits, so ONE values-only
+    int64 sort per row orders items by similarity and, inside a tie group, by role. With positives
+    before negatives this gives ``U_low`` (tied positive-negative pairs count 0); the rows that have such
+    ties get a second sort with negatives first, ``U_high`` (tied pairs count 1), and
+    ``U = (U_low + U_high) / 2``: half credit for ties, exactly as scikit-learn's ROC AUC.
     """
-    b, g = sims.shape
-    role = pos.to(torch.int64) + 2 * neg.to(torch.int64)
-    bits = sims.to(torch.float64).view(torch.int64) | role
-    keys = _sort_rows(bits.view(torch.float64)).view(torch.int64)
-    role = keys & 3
-    group = keys & ~3
-    is_end = torch.ones((b, g), dtype=torch.bool, device=sims.device)
-    is_end[:, :-1] = group[:, 1:] != group[:, :-1]
-    cpos = torch.cumsum(role == 1, dim=1)[is_end]  # counts at each tie group's last position, row-major
-    cneg = torch.cumsum(role == 2, dim=1)[is_end]
-    row = torch.arange(b, device=sims.device)[:, None].expand(b, g)[is_end]
-    first = torch.ones_like(row, dtype=torch.bool)
-    first[1:] = row[1:] != row[:-1]
-    prev_pos = torch.where(first, 0, torch.roll(cpos, 1))
-    prev_neg = torch.where(first, 0, torch.roll(cneg, 1))
-    # positives in the group x (negatives before the group + half the negatives inside it)
-    contrib = (cpos - prev_pos).to(torch.float64) * 0.5 * (prev_neg + cneg).to(torch.float64)
-    return torch.zeros(b, dtype=torch.float64, device=sims.device).index_add_(0, row, contrib)
+    if sims.device.type == "cpu":
+        s64 = sims.numpy().astype(np.float64).view(np.int64)
+        p, n = pos.numpy(), neg.numpy()
+    else:
+        s64 = sims.to(torch.float64).view(torch.int64)
+        p, n = pos, neg
+    u_low, mixed = _u_one_order(s64, p, n, 1, 2)
+    u = torch.as_tensor(u_low, device=sims.device).to(torch.float64)
+    rows = torch.as_tensor(mixed, device=sims.device).nonzero().flatten()
+    if rows.numel():
+        r = rows.cpu().numpy() if sims.device.type == "cpu" else rows
+        u_high, _ = _u_one_order(s64[r], p[r], n[r], 2, 1)
+        u[rows] = 0.5 * (u[rows] + torch.as_tensor(u_high, device=sims.device).to(torch.float64))
+    return u
 
 
 @torch.no_grad()

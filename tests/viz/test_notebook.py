@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from avexlab.errors import ConfigError
@@ -21,3 +23,55 @@ def test_world_preset_per_scale() -> None:
     assert [world_preset(s) for s in ("smoke", "workshop", "paper")] == ["smoke", "quick", "paper"]
     with pytest.raises(ConfigError, match="scale"):
         world_preset("tiny")
+
+
+def test_catch_user_error_returns_the_message_and_lets_bugs_through() -> None:
+    from avexlab.errors import DataNotFoundError
+    from avexlab.viz.notebook import catch_user_error
+
+    def missing() -> None:
+        raise DataNotFoundError("folder '/x': expected audio, found none. Put files there.")
+
+    assert catch_user_error(lambda a, b=0: a + b, 1, b=2) == (3, None)
+    value, message = catch_user_error(missing)
+    assert (
+        value is None
+        and message == "DataNotFoundError: folder '/x': expected audio, found none. Put files there."
+    )
+    with pytest.raises(ZeroDivisionError):
+        catch_user_error(lambda: 1 / 0)
+
+
+def test_label_columns_keeps_usable_columns_only() -> None:
+    import polars as pl
+
+    from avexlab.viz.notebook import label_columns
+
+    frame = pl.DataFrame(
+        {
+            "call_type": ["song", "alarm", "song"],
+            "individual": ["a", None, "b"],  # a gap: unusable
+            "species": ["x", "x", "x"],  # one value: nothing to separate
+            "labels": [["song"], ["alarm"], ["song"]],  # repeats call_type
+        }
+    )
+    assert label_columns(frame).columns == ["call_type"]
+    folder = pl.DataFrame({"labels": [["a"], ["b"], ["b"]], "call_type": [None, None, None]})
+    assert label_columns(folder)["label"].to_list() == ["a", "b", "b"]
+    multi = pl.DataFrame({"labels": [["a", "b"], ["b"]]})
+    assert label_columns(multi).columns == []
+
+
+def test_load_clip_reads_the_row_segment(tmp_path: Path) -> None:
+    import numpy as np
+    import polars as pl
+    import soundfile as sf
+
+    from avexlab.viz.notebook import load_clip
+
+    wave = np.linspace(-0.5, 0.5, 16000, dtype=np.float32)
+    sf.write(tmp_path / "a.wav", wave, 16000, subtype="FLOAT")
+    frame = pl.DataFrame({"path": ["a.wav"], "start_s": [0.25], "end_s": [0.5]})
+    out, sr = load_clip(frame, 0, tmp_path)
+    assert sr == 16000 and out.shape == (4000,)
+    np.testing.assert_allclose(out, wave[4000:8000], atol=1e-6)

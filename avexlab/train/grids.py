@@ -31,7 +31,8 @@ SSL_OBJECTIVE = {"beats": "beats_ssl", "eat": "eat_ssl"}
 @dataclass(frozen=True)
 class GridProfile:
     """One grid's scale. ``steps`` per run (``sl-ssl`` gets ``post_steps``), global ``batch_size``, crop
-    length ``clip_s`` (seconds), the world ``(world_preset, seed)`` used for training pools AND suites."""
+    length ``clip_s`` (seconds), the world ``(world_preset, seed)`` used for training pools AND suites;
+    ``probe_epochs`` of the evaluation's linear probes (the evaluation's clustering seed stays the paper's 42)."""
 
     world_preset: str = "quick"
     architectures: tuple[str, ...] = ("efficientnet", "beats", "eat")
@@ -45,6 +46,7 @@ class GridProfile:
     clip_s: float = 5.0
     lr: float = 1e-3
     warmup_steps: int = 5
+    probe_epochs: int = 30
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -53,7 +55,14 @@ GRID_PROFILES: dict[str, GridProfile] = {
     "quick": GridProfile(),
     # Seconds per cell: tests and a first look.
     "smoke": GridProfile(
-        world_preset="smoke", mixes=("all",), steps=4, post_steps=2, batch_size=4, clip_s=2.0, warmup_steps=0
+        world_preset="smoke",
+        mixes=("all",),
+        steps=4,
+        post_steps=2,
+        batch_size=4,
+        clip_s=2.0,
+        warmup_steps=0,
+        probe_epochs=5,
     ),
     # GPU: the paper's shape at small scale.
     "paper": GridProfile(
@@ -202,12 +211,24 @@ def _evaluate_grid(
     from avexlab.evaluate.suites import evaluate_suite
     from avexlab.models.checkpoints import load_encoder
 
+    import torch
+
     frames = []
     cache = out / "embedding-cache"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def run(encoder: Any, arch: str, mix: str | None, paradigm: str, checkpoint: str) -> None:
+        name = f"{arch}-{mix}-{paradigm}" if mix else f"{arch}-{paradigm}"
         for suite in world.suites.values():
-            res = evaluate_suite(encoder, suite, cache_dir=cache, seed=seed)
+            res = evaluate_suite(
+                encoder,
+                suite,
+                root=getattr(world, "root", None),
+                probe_epochs=prof.probe_epochs,
+                cache_dir=cache,
+                encoder_name=name,
+                device=device,
+            )
             frames.append(
                 res.with_columns(
                     pl.lit(checkpoint).alias("checkpoint"),

@@ -237,3 +237,22 @@ def test_end_to_end_with_an_encoder_on_audio_files(tmp_path: Path):
     assert by[("retrieval", "roc_auc")] > 0.95  # two well-separated tones
     assert by[("clustering", "nmi")] > 0.9
     assert set(res["encoder"]) == {"logmel"}
+
+
+@pytest.mark.slow
+def test_evaluate_encoder_on_a_rendered_world(tmp_path):
+    world_mod = pytest.importorskip("avexlab.synth.world")
+    world_dir = tmp_path / "world"
+    world_mod.render_world("smoke", 0, out=world_dir)
+    from avexlab.evaluate.suites import evaluate_encoder_on_world
+
+    out = tmp_path / "results.parquet"
+    res = evaluate_encoder_on_world(
+        "logmel:tiny", world_dir, suites=["syn-beans-clf", "syn-beans-det"], out=out, methods=("retrieval",)
+    )
+    assert set(res["benchmark"]) == {"syn-beans-clf", "syn-beans-det"}
+    assert set(res["domain"]) == {"focal", "soundscape"}
+    assert load_results(out).height == res.height
+    assert ood_report(res).filter(pl.col("metric") == "roc_auc").height == 1
+    with pytest.raises(DataNotFoundError, match="syn-nope"):
+        evaluate_encoder_on_world("logmel:tiny", world_dir, suites=["syn-nope"])

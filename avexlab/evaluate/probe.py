@@ -270,6 +270,12 @@ class _Probe:
             return mean_average_precision(logits, t.astype(bool))
         return accuracy(t, logits.argmax(axis=1))
 
+    def encode_targets(self, y: ArrayLike | Sequence[Sequence[int]]) -> np.ndarray:
+        """Targets in the probe's label space: ``[N]`` indices into ``classes_`` (single-label) or a
+        ``[N, C]`` float32 multi-hot matrix. Raises :class:`EvaluationError` for labels outside it."""
+        self._check_fitted()
+        return self._encode_targets(y, fitting=False)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise EvaluationError(

@@ -195,7 +195,7 @@ def evaluate_embeddings(
             else:
                 y = _single_labels(df, f"dataset {dataset!r}")
                 model = cls(**kw).fit(x[tr], y[tr], x[va], y[va])
-                y_te = model._encode_targets(y[te], fitting=False)  # raises on labels outside the space
+                y_te = model.encode_targets(y[te])  # raises on labels outside the probe's space
                 scores = model.decision_function(x[te])
                 pred = scores.argmax(axis=1)
                 n = int(te.sum())

@@ -181,3 +181,29 @@ def test_cuda_matches_cpu():
     assert retrieval_scores(x, lab, device="cuda")["roc_auc"] == pytest.approx(
         retrieval_scores(x, lab)["roc_auc"], abs=1e-12
     )
+
+
+def test_packed_sort_gives_the_same_counts_with_numpy_and_torch_arrays():
+    # The CUDA path runs the same function on torch tensors; check it on CPU tensors against numpy.
+    from avexlab.evaluate.retrieval import _u_one_order
+
+    rng = np.random.default_rng(6)
+    sims = rng.choice(np.array([-0.5, -0.0, 0.0, 0.25, 0.5], dtype=np.float32), size=(7, 40))
+    sims = sims + np.float32(0.0)
+    role = rng.integers(0, 3, size=(7, 40))
+    pos, neg = role == 1, role == 2
+    s64 = sims.astype(np.float64).view(np.int64)
+    for order in ((1, 2), (2, 1)):
+        u_np, mixed_np = _u_one_order(s64, pos, neg, *order)
+        u_t, mixed_t = _u_one_order(
+            torch.from_numpy(s64), torch.from_numpy(pos), torch.from_numpy(neg), *order
+        )
+        np.testing.assert_array_equal(u_np, u_t.numpy())
+        np.testing.assert_array_equal(mixed_np, mixed_t.numpy())
+    # and the counts are the brute-force ones: positives-first counts strict "<", negatives-first "<="
+    u_low, _ = _u_one_order(s64, pos, neg, 1, 2)
+    u_high, _ = _u_one_order(s64, pos, neg, 2, 1)
+    for i in range(7):
+        sp, sn = sims[i][pos[i]], sims[i][neg[i]]
+        assert u_low[i] == (sn[None, :] < sp[:, None]).sum()
+        assert u_high[i] == (sn[None, :] <= sp[:, None]).sum()

@@ -140,3 +140,17 @@ def test_every_architecture_saves_and_loads_through_its_config(tmp_path, name):
     loaded = load_encoder(save_encoder(enc, tmp_path / name))
     assert type(loaded) is type(enc) and loaded.config == enc.config
     torch.testing.assert_close(loaded.embed(wave), enc.embed(wave), atol=0, rtol=0)
+
+
+def test_logmel_baseline_is_the_log_mel_statistics():
+    from avexlab.audio.mel import log_mel_statistics
+
+    enc = built("logmel", "base")
+    lengths = [12000, 16000]
+    mask = torch.arange(16000)[None, :] >= torch.tensor(lengths)[:, None]
+    wave = (0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(4))).masked_fill(mask, 0.0)
+    out = enc(wave, mask)
+    assert out.tokens.shape == (2, 1, 256) and out.padding_mask is None
+    torch.testing.assert_close(enc.embed(wave, mask), log_mel_statistics(wave, SR, mask), atol=0, rtol=0)
+    assert list(enc.parameters()) == [] and enc.state_dict() == {}
+    assert built("logmel", "tiny").embed(wave).shape == (2, 128)

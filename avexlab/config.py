@@ -137,12 +137,31 @@ class AugmentConfig(_Strict):
 
 
 class BeatsSSLConfig(_Strict):
-    """BEATs-style masked token prediction (iteration 1: frozen random-projection tokenizer, BEST-RQ-like)."""
+    """BEATs-style masked token prediction.
+
+    ``tokenizer``: ``random_projection`` (iteration 1: frozen random projection + codebook, BEST-RQ-like;
+    ``codebook_dim``, ``tokenizer_seed``) or ``kmeans`` (iterations 2+: targets distilled from the previous
+    iteration: the frozen SSL encoder at ``tokenizer_checkpoint`` embeds the unmasked clip and a k-means
+    codebook of ``codebook_size`` centroids, fitted on its tokens from ``kmeans_batches`` training batches
+    with ``kmeans_iters`` Lloyd iterations before the first step, labels each patch)."""
 
     mask_ratio: float = Field(default=0.75, gt=0, lt=1)
     codebook_size: int = Field(default=1024, ge=2)
     codebook_dim: int = Field(default=16, ge=1)
     tokenizer_seed: int = 1234
+    tokenizer: Literal["random_projection", "kmeans"] = "random_projection"
+    tokenizer_checkpoint: Path | None = None
+    kmeans_batches: int = Field(default=8, ge=1)
+    kmeans_iters: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _tokenizer(self) -> BeatsSSLConfig:
+        if self.tokenizer == "kmeans" and self.tokenizer_checkpoint is None:
+            raise ValueError(
+                "objective.beats.tokenizer='kmeans' distils the previous iteration: set "
+                "objective.beats.tokenizer_checkpoint (an SSL run directory)"
+            )
+        return self
 
 
 class EatSSLConfig(_Strict):

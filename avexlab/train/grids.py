@@ -208,10 +208,10 @@ def _unfinished(cfg: RunConfig) -> bool:
 def _evaluate_grid(
     prof: GridProfile, cfgs: Sequence[RunConfig], world: Any, out: Path, seed: int
 ) -> pl.DataFrame:
+    import torch
+
     from avexlab.evaluate.suites import evaluate_suite
     from avexlab.models.checkpoints import load_encoder
-
-    import torch
 
     frames = []
     cache = out / "embedding-cache"

@@ -17,6 +17,7 @@ trained and checkpointed with the encoder. SSL objectives use the transformer ho
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "BeatsSSLObjective",
     "EatSSLObjective",
     "Objective",
+    "KMeansTokenizer",
     "RandomProjectionTokenizer",
     "SupervisedObjective",
     "build_objective",
@@ -48,6 +50,11 @@ class Objective(nn.Module):
         raise NotImplementedError  # pragma: no cover
 
     def after_step(self, encoder: nn.Module, step: int, total_steps: int) -> dict[str, float]:
+        return {}
+
+    def prepare(self, encoder: nn.Module, batches: Any, generator: torch.Generator) -> dict[str, float]:
+        """Work before the first step of a fresh run (fit a tokenizer); ``batches`` is an iterable of
+        device batches, the same on every rank. Not called on resume (the result is in the checkpoint)."""
         return {}
 
 
@@ -200,6 +207,70 @@ class RandomProjectionTokenizer(nn.Module):
         return (z @ self.codebook.t()).argmax(dim=-1)
 
 
+class KMeansTokenizer(nn.Module):
+    """Iteration-2+ BEATs tokenizer, distilled from the previous iteration: a frozen SSL ``teacher`` encoder
+    (same architecture) embeds the unmasked clip; each token's label is its nearest centroid (after
+    LayerNorm without affine) in a codebook ``[V, D]`` fitted by k-means (:meth:`fit`) before training.
+
+    ``forward(fbank [B, F, M], frame_mask) -> labels [B, N] int64`` (the student's token order)."""
+
+    def __init__(self, teacher: nn.Module, codebook_size: int) -> None:
+        super().__init__()
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("codebook", torch.zeros(codebook_size, int(teacher.embed_dim)))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def train(self, mode: bool = True) -> KMeansTokenizer:
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def features(self, fbank: Tensor, frame_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        tokens, token_mask, _ = self.teacher.patchify(fbank, frame_mask)
+        h = self.teacher.encode(tokens, token_mask).tokens.float()
+        return F.layer_norm(h, h.shape[-1:]), token_mask
+
+    @torch.no_grad()
+    def fit(self, feats: Tensor, iters: int, generator: torch.Generator) -> dict[str, float]:
+        """Lloyd's k-means on ``feats`` ``[M, D]``: centroids start at random rows; an empty cluster is
+        re-seeded with a random row. Deterministic by ``generator`` (CPU). Returns the final inertia."""
+        V = self.codebook.shape[0]
+        x = feats.float()
+        idx = torch.randperm(x.shape[0], generator=generator)[:V]
+        if idx.numel() < V:
+            idx = torch.randint(x.shape[0], (V,), generator=generator)
+        c = x[idx.to(x.device)].clone()
+        for _ in range(iters):
+            assign = torch.cdist(x, c).argmin(dim=1)
+            sums = torch.zeros_like(c).index_add_(0, assign, x)
+            counts = torch.bincount(assign, minlength=V).to(x.dtype)
+            empty = counts == 0
+            c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
+            if bool(empty.any()):
+                refill = torch.randint(x.shape[0], (int(empty.sum()),), generator=generator).to(x.device)
+                c[empty] = x[refill]
+        inertia = torch.cdist(x, c).min(dim=1).values.square().mean()
+        self.codebook.copy_(c)
+        self.fitted.fill_(True)
+        return {
+            "kmeans_inertia": float(inertia),
+            "kmeans_used": float((torch.bincount(assign, minlength=V) > 0).float().mean()),
+        }
+
+    @torch.no_grad()
+    def forward(self, fbank: Tensor, frame_mask: Tensor | None) -> Tensor:
+        if not bool(self.fitted):
+            raise ConfigError(
+                "k-means tokenizer: expected a fitted codebook, found none. The trainer fits it before the "
+                "first step (Objective.prepare); call prepare() when using the objective by hand."
+            )
+        h, _ = self.features(fbank, frame_mask)
+        return torch.cdist(h, self.codebook.to(h.dtype).expand(h.shape[0], -1, -1)).argmin(dim=-1)
+
+
 class BeatsSSLObjective(Objective):
     """BEATs-style masked token prediction.
 
@@ -216,9 +287,21 @@ class BeatsSSLObjective(Objective):
         d = int(enc.embed_dim)
         self.cfg = cfg
         patch_dim = _patch_dim(enc)
-        self.tokenizer = RandomProjectionTokenizer(
-            patch_dim, cfg.codebook_size, cfg.codebook_dim, cfg.tokenizer_seed
-        )
+        self.tokenizer: nn.Module
+        if cfg.tokenizer == "kmeans":
+            from avexlab.models.checkpoints import load_encoder
+
+            teacher = load_encoder(cfg.tokenizer_checkpoint)
+            if getattr(teacher, "name", None) != getattr(enc, "name", None):
+                raise ConfigError(
+                    f"objective.beats.tokenizer_checkpoint {cfg.tokenizer_checkpoint}: expected a "
+                    f"{enc.name!r} encoder (the previous iteration of this model), found {teacher.name!r}."
+                )
+            self.tokenizer = KMeansTokenizer(teacher, cfg.codebook_size)
+        else:
+            self.tokenizer = RandomProjectionTokenizer(
+                patch_dim, cfg.codebook_size, cfg.codebook_dim, cfg.tokenizer_seed
+            )
         self.mask_emb = nn.Parameter(torch.zeros(d))
         nn.init.normal_(self.mask_emb, std=0.02)
         heads = max(1, d // 64)
@@ -226,12 +309,28 @@ class BeatsSSLObjective(Objective):
         self.predictor = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.codebook_size))
 
+    @torch.no_grad()
+    def prepare(self, encoder: nn.Module, batches: Any, generator: torch.Generator) -> dict[str, float]:
+        """Fit the k-means tokenizer on the teacher's tokens of ``batches`` (no-op for random projection)."""
+        if not isinstance(self.tokenizer, KMeansTokenizer):
+            return {}
+        enc = _unwrap(encoder)
+        feats = []
+        for batch in itertools.islice(batches, self.cfg.kmeans_batches):
+            fbank, frame_mask = enc.frontend(batch["wave"], batch.get("padding_mask"))
+            h, token_mask = self.tokenizer.features(fbank, frame_mask)
+            feats.append(h[~token_mask] if token_mask is not None else h.reshape(-1, h.shape[-1]))
+        return self.tokenizer.fit(torch.cat(feats), self.cfg.kmeans_iters, generator)
+
     def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         enc = _unwrap(encoder)
         fbank, frame_mask = enc.frontend(batch["wave"], batch.get("padding_mask"))
         tokens, token_mask, grid = enc.patchify(fbank, frame_mask)
         B, N, _ = tokens.shape
-        targets = self.tokenizer(fbank_patches(fbank, grid))  # [B, N]
+        if isinstance(self.tokenizer, KMeansTokenizer):
+            targets = self.tokenizer(fbank, frame_mask)  # [B, N]
+        else:
+            targets = self.tokenizer(fbank_patches(fbank, grid))
         keep = max(1, round((1.0 - self.cfg.mask_ratio) * N))
         vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
         vis_mask = None if token_mask is None else _gather(token_mask, vis)

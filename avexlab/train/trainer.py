@@ -196,6 +196,16 @@ def train(
     objective = build_objective(cfg, encoder, data.num_classes)
     augmenter = Augmenter(cfg.augment, data.noise_bank)
     module = TrainModule(encoder, objective).to(device)
+    prepared: dict[str, float] = {}
+    if ckpt is None:  # fresh run: objective set-up (tokenizer fit) on batches every rank draws alike
+        prep = StepPlan(n=plan.n, batch_size=plan.micro_batch_size, seed=_mix(cfg.runtime.seed, 0xF17))
+        prep_batches = (
+            _to_device(b, device, 0)
+            for b in _epoch_batches(data, prep, 0, 0, cfg.runtime.num_workers, set_epoch=False)
+        )
+        prepared = objective.prepare(
+            encoder, prep_batches, torch.Generator().manual_seed(_mix(cfg.runtime.seed, 0xF18))
+        )
     if cfg.runtime.compile:
         module.encoder = torch.compile(module.encoder)  # type: ignore[assignment]
     model: nn.Module = module
@@ -233,6 +243,8 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         prov = provenance(cfg, chash, data, device, world, previous=run_dir / "provenance.json", step=step)
+        if prepared:
+            prov = json.dumps({**json.loads(prov), "objective_prepare": prepared}, indent=2)
         write_atomic(run_dir / "provenance.json", prov.encode())
 
     def save(step: int) -> None:
@@ -331,9 +343,11 @@ def train(
     return run_dir
 
 
-def _epoch_batches(data: TrainData, plan: StepPlan, epoch: int, start: int, workers: int) -> Any:
+def _epoch_batches(
+    data: TrainData, plan: StepPlan, epoch: int, start: int, workers: int, set_epoch: bool = True
+) -> Any:
     """An iterator over this rank's micro-batches of ``epoch`` from step ``start`` (within the epoch)."""
-    if hasattr(data.dataset, "set_epoch"):
+    if set_epoch and hasattr(data.dataset, "set_epoch"):
         data.dataset.set_epoch(epoch)
     loader = torch.utils.data.DataLoader(
         data.dataset,

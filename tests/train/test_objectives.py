@@ -159,3 +159,21 @@ def test_objectives_name_what_is_missing() -> None:
         build_objective(cfg, eff, 0)
     with pytest.raises(ConfigError, match="at least one class"):
         build_objective(load_config(None), eff, 0)
+
+
+def test_kmeans_tokenizer_recovers_separated_clusters() -> None:
+    from avexlab.train.objectives import KMeansTokenizer
+
+    g = torch.Generator().manual_seed(0)
+    centres = 10 * torch.eye(4, 8)
+    x = (centres.repeat_interleave(50, 0) + 0.1 * torch.randn(200, 8, generator=g))[
+        torch.randperm(200, generator=g)
+    ]
+    tok = KMeansTokenizer(TinyPatchEncoder(dim=8), codebook_size=4)
+    with pytest.raises(ConfigError, match="fitted codebook"):
+        tok(torch.zeros(1, 100, 32), None)
+    logs = tok.fit(x, iters=10, generator=torch.Generator().manual_seed(1))
+    assert logs["kmeans_used"] == 1.0
+    # every true centre has exactly one centroid next to it
+    d = torch.cdist(centres, tok.codebook)
+    assert sorted(d.argmin(1).tolist()) == [0, 1, 2, 3] and d.min(1).values.max() < 0.5

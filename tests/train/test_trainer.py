@@ -204,3 +204,21 @@ def test_clips_unreadable_at_decode_time_are_skipped_and_listed(corpus: Path, tm
     prov = json.loads((run / "provenance.json").read_text())
     assert [s["path"].endswith(victim) for s in prov["skipped_clips"]] == [True]
     assert "NaN" in prov["skipped_clips"][0]["reason"] or "finite" in prov["skipped_clips"][0]["reason"]
+
+
+def test_beats_iteration_two_distils_a_kmeans_tokenizer(corpus: Path, tmp_path: Path) -> None:
+    ssl = {"recipe": "ssl", "model.name": "beats", "objective.kind": "beats_ssl", "optim.steps": 2}
+    it1 = train(_cfg(corpus, tmp_path / "it1", **ssl))
+    beats2 = {
+        "tokenizer": "kmeans",
+        "tokenizer_checkpoint": str(it1),
+        "codebook_size": 8,
+        "kmeans_batches": 2,
+    }
+    it2 = train(_cfg(corpus, tmp_path / "it2", **ssl, **{"objective.beats": beats2}))
+    prov = json.loads((it2 / "provenance.json").read_text())
+    assert 0 < prov["objective_prepare"]["kmeans_used"] <= 1
+    w = load_file(str(it2 / "checkpoints" / "step-00000002" / "weights.safetensors"))
+    assert w["objective.tokenizer.fitted"].item() and w["objective.tokenizer.codebook"].abs().sum() > 0
+    m = pl.read_parquet(it2 / "metrics.parquet")
+    assert m["loss"].is_finite().all() and (m["code_usage"] > 0).all()

@@ -20,9 +20,21 @@ Where avexlab differs from the official code, and why:
   patch are padded; padded tokens are zeroed before the positional convolution (as the official encoder
   does) and masked as attention keys. Hence a clip whose frame count is a multiple of 16 embeds the same
   alone or padded inside a batch. Parity with the official code is for unpadded input.
-- Attention runs through ``F.scaled_dot_product_attention`` with the gated relative-position bias (and the
-  key padding mask) as an additive float mask. The official code subtracts the row maximum and scales by
-  32 for fp16 range; that is the same softmax, so results agree to float rounding.
+- Attention has two backends that compute the same function (tested against each other), chosen by
+  ``attention_backend`` (:meth:`BEATs.set_fast_path`):
+  ``"sdpa"``: ``F.scaled_dot_product_attention`` with the gated relative-position bias (and the key
+  padding mask) as an additive float mask ``[B, H, N, N]`` built in every layer;
+  ``"flex"``: FlexAttention with a ``score_mod`` that adds ``gate[b, h, q] * bias[h, k - q]`` inside the
+  kernel, so no ``N x N`` tensor exists (the bias is a ``[H, 2N - 1]`` vector per forward);
+  ``"auto"`` (default): flex for CUDA inputs when ``torch.nn.attention.flex_attention`` exists and no
+  attention dropout is active, sdpa otherwise (flex has no CPU backward and no attention dropout).
+  The official code subtracts the row maximum and scales by 32 for fp16 range; that is the same softmax,
+  so results agree to float rounding.
+- Relative-position buckets depend only on ``k - q``: they are computed once per sequence length as a
+  ``[2N - 1]`` vector (cached), looked up in the shared table once per forward, not per layer.
+- No host synchronisation on the forward path (``torch.compile`` friendly): a token padding mask is
+  returned whenever a sample padding mask was given, all False when nothing is padded (same numbers as
+  None: the attention adds exact zeros and pooling divides by the same count).
 - The fbank is batched on the device (:class:`avexlab.audio.fbank.KaldiFbank`), not a per-clip CPU loop.
 - Weight norm of the positional convolution is implemented here with parameters ``weight_g`` / ``weight_v``
   so the state-dict keys are the legacy ones on every torch version.
@@ -32,8 +44,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +58,31 @@ from .base import Encoder, EncoderOutput
 from .checkpoints import load_strict
 from .registry import register_encoder
 
-__all__ = ["BEATs", "from_official_checkpoint"]
+__all__ = ["AttentionBackend", "BEATs", "from_official_checkpoint", "relative_position_buckets"]
+
+AttentionBackend = Literal["sdpa", "flex", "auto"]
+_BACKENDS = ("sdpa", "flex", "auto")
+
+try:  # FlexAttention: torch >= 2.5
+    from torch.nn.attention.flex_attention import flex_attention as _flex_attention
+except ImportError:  # pragma: no cover - every torch avexlab supports has it
+    _flex_attention = None
+
+_FLEX_COMPILED: Callable[..., Tensor] | None = None
+
+
+def _flex(q: Tensor, k: Tensor, v: Tensor, score_mod: Callable[..., Tensor]) -> Tensor:
+    """FlexAttention: compiled (fused kernel) on CUDA, eager on CPU (unfused; inference only).
+
+    Inside a ``torch.compile`` region the plain function is traced into the surrounding graph.
+    """
+    global _FLEX_COMPILED
+    assert _flex_attention is not None
+    if q.is_cuda and not torch.compiler.is_compiling():
+        if _FLEX_COMPILED is None:
+            _FLEX_COMPILED = torch.compile(_flex_attention, dynamic=False)
+        return _FLEX_COMPILED(q, k, v, score_mod=score_mod)
+    return _flex_attention(q, k, v, score_mod=score_mod)
 
 
 class _GradMultiply(torch.autograd.Function):
@@ -102,6 +138,11 @@ def relative_position_buckets(
 ) -> Tensor:
     """Bidirectional T5-style buckets ``[n_query, n_key]`` int64 of ``key - query`` positions."""
     rel = torch.arange(n_key, device=device)[None, :] - torch.arange(n_query, device=device)[:, None]
+    return _buckets_of(rel, num_buckets, max_distance)
+
+
+def _buckets_of(rel: Tensor, num_buckets: int, max_distance: int) -> Tensor:
+    """T5 bucket (int64) of each relative position ``key - query`` in ``rel`` (any shape)."""
     half = num_buckets // 2
     buckets = (rel > 0).long() * half
     rel = rel.abs()
@@ -156,23 +197,44 @@ class MultiheadAttention(nn.Module):
 
     def position_bias(self, n: int, device: torch.device) -> Tensor:
         """Ungated bias ``[H, n, n]`` from this layer's bucket table."""
-        assert self.relative_attention_bias is not None
-        buckets = relative_position_buckets(n, n, self.num_buckets, self.max_distance, device=device)
-        return self.relative_attention_bias(buckets).permute(2, 0, 1)
+        rel = self.relative_bias(n, device)
+        return rel[:, _relative_index(n, device)]
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None, pos_bias: Tensor | None) -> Tensor:
-        """``x [B, N, D]``, ``key_padding_mask [B, N]`` (True = pad), ``pos_bias [H, N, N]`` -> ``[B, N, D]``."""
+    def relative_bias(self, n: int, device: torch.device) -> Tensor:
+        """Ungated bias per relative position ``[H, 2n - 1]``: column ``n - 1 + (k - q)`` is the bias of key
+        ``k`` for query ``q`` (one table lookup per forward; buckets cached per ``n``)."""
+        assert self.relative_attention_bias is not None
+        buckets = _relative_buckets_1d(n, self.num_buckets, self.max_distance, device)
+        return self.relative_attention_bias(buckets).t()
+
+    def _gate(self, q: Tensor) -> Tensor:
+        """Per-query gate ``[B, H, N, 1]`` of the relative bias (official ``gru_rel_pos``)."""
+        b, _, n, _ = q.shape
+        gates = torch.sigmoid(self.grep_linear(q).view(b, self.heads, n, 2, 4).sum(-1))
+        gate_a, gate_b = gates.chunk(2, dim=-1)  # [B, H, N, 1] each
+        return gate_a * (gate_b * self.grep_a - 1.0) + 2.0
+
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None,
+        rel_bias: Tensor | None,
+        backend: Literal["sdpa", "flex"] = "sdpa",
+    ) -> Tensor:
+        """``x [B, N, D]``, ``key_padding_mask [B, N]`` (True = pad), ``rel_bias [H, 2N - 1]`` (from
+        :meth:`relative_bias`) -> ``[B, N, D]``. ``backend`` must be resolved (not ``"auto"``)."""
         b, n, d = x.shape
         q = self.q_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
+        if backend == "flex":
+            out = self._flex_attention(q, k, v, key_padding_mask, rel_bias)
+            return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
         mask = None
-        if pos_bias is not None:
-            mask = pos_bias.unsqueeze(0).to(q.dtype)  # [1, H, N, N]
+        if rel_bias is not None:
+            mask = rel_bias[:, _relative_index(n, x.device)].unsqueeze(0).to(q.dtype)  # [1, H, N, N]
             if self.gru_rel_pos:
-                gates = torch.sigmoid(self.grep_linear(q).view(b, self.heads, n, 2, 4).sum(-1))
-                gate_a, gate_b = gates.chunk(2, dim=-1)  # [B, H, N, 1] each
-                mask = (gate_a * (gate_b * self.grep_a - 1.0) + 2.0) * mask
+                mask = self._gate(q) * mask
         if key_padding_mask is not None:
             neg = torch.zeros(b, 1, 1, n, dtype=q.dtype, device=x.device)
             neg = neg.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
@@ -181,6 +243,61 @@ class MultiheadAttention(nn.Module):
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
         return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
+
+    def _flex_attention(
+        self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, rel_bias: Tensor | None
+    ) -> Tensor:
+        """The same attention as the sdpa path, with the gated bias added inside the kernel."""
+        if self.training and self.dropout > 0.0:
+            raise ConfigError(
+                expected_found(
+                    "attention_backend='flex'",
+                    "attention_dropout == 0 while training (FlexAttention has no attention dropout)",
+                    f"attention_dropout={self.dropout}",
+                    "Use attention_backend='sdpa' or 'auto' (which picks sdpa here).",
+                )
+            )
+        n = q.shape[2]
+        gate = self._gate(q)[..., 0] if (rel_bias is not None and self.gru_rel_pos) else None  # [B, H, N]
+        offset = n - 1
+
+        def score_mod(score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            if rel_bias is not None:
+                bias = rel_bias[h, kv_idx - q_idx + offset]
+                score = score + (bias if gate is None else gate[b, h, q_idx] * bias)
+            if key_padding_mask is not None:
+                score = torch.where(key_padding_mask[b, kv_idx], float("-inf"), score)
+            return score
+
+        return _flex(q, k, v, score_mod)
+
+
+_BUCKET_CACHE: dict[tuple[int, int, int, str], Tensor] = {}
+
+
+def _relative_buckets_1d(n: int, num_buckets: int, max_distance: int, device: torch.device) -> Tensor:
+    """Buckets ``[2n - 1]`` int64 of relative positions ``-(n - 1) .. n - 1``, cached per length/device."""
+    if torch.compiler.is_compiling():  # traced once into the graph; no Python-side cache
+        return _buckets_of(torch.arange(1 - n, n, device=device), num_buckets, max_distance)
+    key = (n, num_buckets, max_distance, str(device))
+    if key not in _BUCKET_CACHE:
+        _BUCKET_CACHE[key] = _buckets_of(torch.arange(1 - n, n, device=device), num_buckets, max_distance)
+    return _BUCKET_CACHE[key]
+
+
+_INDEX_CACHE: dict[tuple[int, str], Tensor] = {}
+
+
+def _relative_index(n: int, device: torch.device) -> Tensor:
+    """``[n, n]`` int64 with ``k - q + n - 1`` at ``[q, k]`` (column of :meth:`relative_bias`), cached."""
+    if torch.compiler.is_compiling():
+        ar = torch.arange(n, device=device)
+        return ar[None, :] - ar[:, None] + (n - 1)
+    key = (n, str(device))
+    if key not in _INDEX_CACHE:
+        ar = torch.arange(n, device=device)
+        _INDEX_CACHE[key] = ar[None, :] - ar[:, None] + (n - 1)
+    return _INDEX_CACHE[key]
 
 
 class EncoderLayer(nn.Module):
@@ -218,8 +335,14 @@ class EncoderLayer(nn.Module):
         self.alpha = deep_norm_alpha
         self.dropout, self.activation_dropout = dropout, activation_dropout
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None, pos_bias: Tensor | None) -> Tensor:
-        h = F.dropout(self.self_attn(x, key_padding_mask, pos_bias), self.dropout, self.training)
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None,
+        rel_bias: Tensor | None,
+        backend: Literal["sdpa", "flex"] = "sdpa",
+    ) -> Tensor:
+        h = F.dropout(self.self_attn(x, key_padding_mask, rel_bias, backend), self.dropout, self.training)
         x = self.self_attn_layer_norm(x * self.alpha + h)
         h = F.dropout(F.gelu(self.fc1(x)), self.activation_dropout, self.training)
         h = F.dropout(self.fc2(h), self.dropout, self.training)
@@ -260,8 +383,28 @@ class TransformerEncoder(nn.Module):
                 layer.self_attn.relative_attention_bias = shared  # one table, every layer's key (official)
         self.layer_norm = nn.LayerNorm(dim)
         self.dropout = cfg["dropout"]
+        self.attention_dropout = float(cfg["attention_dropout"])
         self.grad_decay = float(cfg["layer_wise_gradient_decay_ratio"])
+        self.attention_backend: AttentionBackend = "auto"
         self._init(cfg)
+
+    def resolve_backend(self, x: Tensor) -> Literal["sdpa", "flex"]:
+        """The backend ``attention_backend`` means for input ``x`` (see the module docstring)."""
+        if self.attention_backend == "flex":
+            if _flex_attention is None:  # pragma: no cover - torch < 2.5
+                raise ConfigError(
+                    expected_found(
+                        "attention_backend='flex'",
+                        "torch >= 2.5 (torch.nn.attention.flex_attention)",
+                        f"torch {torch.__version__}",
+                        "Use 'sdpa' or 'auto'.",
+                    )
+                )
+            return "flex"
+        if self.attention_backend == "sdpa":
+            return "sdpa"
+        dropout_active = self.training and self.attention_dropout > 0.0
+        return "flex" if (x.is_cuda and _flex_attention is not None and not dropout_active) else "sdpa"
 
     def _init(self, cfg: dict[str, Any]) -> None:
         for m in self.modules():  # BERT init (official init_bert_params)
@@ -288,17 +431,16 @@ class TransformerEncoder(nn.Module):
         key_mask = padding_mask
         if key_mask is not None:
             key_mask = key_mask & ~key_mask.all(dim=1, keepdim=True)  # an all-padding clip attends to all
-            if not bool(key_mask.any()):
-                key_mask = None
-        pos_bias = None
+        rel_bias = None
         first = self.layers[0].self_attn
         if first.relative_attention_bias is not None:
-            pos_bias = first.position_bias(x.shape[1], x.device)
+            rel_bias = first.relative_bias(x.shape[1], x.device)  # [H, 2N - 1], shared by all layers
+        backend = self.resolve_backend(x)
         out = []
         for layer in self.layers:
             if self.grad_decay != 1.0:
                 x = _GradMultiply.apply(x, self.grad_decay)
-            x = layer(x, key_mask, pos_bias)
+            x = layer(x, key_mask, rel_bias, backend)
             out.append(x)
         return out
 
@@ -364,6 +506,9 @@ class BEATs(Encoder):
     SSL hooks (``forward(w, m) == encode(*patchify(*frontend(w, m))[:2])``):
     ``frontend`` -> normalised fbank and frame mask, ``patchify`` -> projected tokens (BEATs adds no
     positions before the encoder: its conv positions are inside ``encode``), ``encode`` -> layers.
+
+    Speed: :meth:`set_fast_path` picks the attention backend (default ``"auto"``) and compiles the layers.
+    Neither changes the architecture config nor the state dict.
     """
 
     has_cls = False
@@ -422,7 +567,7 @@ class BEATs(Encoder):
 
         ``N = n_time * n_freq`` with ``n_time = F // 16`` and ``n_freq = M // 16``, time-major. Tokens are
         patch conv -> LayerNorm -> Linear (no positions). A token is padded when all frames of its time
-        patch are padded.
+        patch are padded; the token mask is None exactly when ``frame_padding_mask`` is None.
         """
         if fbank.shape[1] < self.patch:
             raise ConfigError(
@@ -440,11 +585,9 @@ class BEATs(Encoder):
             x = self.post_extract_proj(x)
         x = F.dropout(x, self.config["dropout_input"], self.training)
         token_mask = None
-        if frame_padding_mask is not None:
+        if frame_padding_mask is not None:  # all False when nothing is padded (no host sync)
             t = frame_padding_mask[:, : n_time * self.patch].reshape(-1, n_time, self.patch).all(-1)
             token_mask = t.repeat_interleave(n_freq, dim=1)
-            if not bool(token_mask.any()):
-                token_mask = None
         return x, token_mask, (n_freq, n_time)
 
     def encode(self, tokens: Tensor, token_padding_mask: Tensor | None = None) -> EncoderOutput:
@@ -456,6 +599,42 @@ class BEATs(Encoder):
         """``wave [B, T]`` float32 in [-1, 1] at ``sample_rate`` Hz (+ ``padding_mask [B, T]``, True = pad)."""
         tokens, token_mask, _ = self.patchify(*self.frontend(wave, padding_mask))
         return self.encode(tokens, token_mask)
+
+    # --- speed --------------------------------------------------------------------------------------
+    @property
+    def attention_backend(self) -> AttentionBackend:
+        """``"sdpa"``, ``"flex"`` or ``"auto"`` (the default; see the module docstring)."""
+        return self.encoder.attention_backend
+
+    def set_fast_path(
+        self,
+        *,
+        attention_backend: AttentionBackend = "auto",
+        compile: bool | None = None,
+        fullgraph: bool = True,
+        mode: str | None = None,
+    ) -> BEATs:
+        """Choose the attention backend and (optionally) ``torch.compile`` every transformer layer.
+
+        ``compile=None`` compiles when the parameters are on CUDA at call time (move the model first) and
+        not on CPU, where compiling costs more than it saves for short runs; ``compile=False`` never
+        compiles. Layers are compiled one by one (``nn.Module.compile``, ``dynamic=False``, ``fullgraph``),
+        so the state-dict keys do not change; the frontend stays eager (it is one batched FFT). Compiling
+        cannot be undone on this instance. Returns ``self``.
+        """
+        if attention_backend not in _BACKENDS:
+            raise ConfigError(
+                expected_found(
+                    "attention_backend", f"one of {_BACKENDS}", repr(attention_backend), "Fix the argument."
+                )
+            )
+        self.encoder.attention_backend = attention_backend
+        if compile is None:
+            compile = next(self.parameters()).is_cuda
+        if compile:
+            for layer in self.encoder.layers:
+                layer.compile(fullgraph=fullgraph, dynamic=False, mode=mode)
+        return self
 
 
 # Official BEATsConfig field -> avexlab keyword (the rest of the official fields are train-time only).

@@ -22,6 +22,9 @@ Where avexlab differs from the reference, and why:
   tokens whose frames are all padding are masked as attention keys. A clip therefore embeds the same
   alone or padded inside a batch. The reference pads every clip to 10.24 s and attends to the padding.
 - Attention runs through ``F.scaled_dot_product_attention``; the fbank is batched on the device.
+- No host synchronisation on the forward path (``torch.compile`` friendly): a token padding mask is
+  returned whenever a sample padding mask was given, all False when nothing is padded (same numbers as
+  None). :meth:`EAT.set_fast_path` compiles the blocks.
 
 State-dict keys follow the Hugging Face port (``worstchan/EAT-*``) without its ``model.`` prefix:
 ``extra_tokens``, ``local_encoder.proj``, ``pre_norm`` (fairseq: ``context_encoder.norm``),
@@ -321,11 +324,9 @@ class EAT(Encoder):
         x = x.flatten(2).transpose(1, 2)
         x = x + sincos_positions(n_time, n_freq, self.embed_dim, device=x.device).to(x.dtype)
         token_mask = None
-        if frame_padding_mask is not None:
+        if frame_padding_mask is not None:  # all False when nothing is padded (no host sync)
             t = frame_padding_mask[:, : n_time * self.patch].reshape(-1, n_time, self.patch).all(-1)
             token_mask = t.repeat_interleave(n_freq, dim=1)
-            if not bool(token_mask.any()):
-                token_mask = None
         return x, token_mask, (n_freq, n_time)
 
     def encode_with_ffn(
@@ -337,7 +338,7 @@ class EAT(Encoder):
         x = torch.cat([self.extra_tokens.expand(b, -1, -1).to(tokens.dtype), tokens], dim=1)
         x = F.dropout(self.pre_norm(x), self.config["dropout"], self.training)
         key_mask = None
-        if token_padding_mask is not None and bool(token_padding_mask.any()):
+        if token_padding_mask is not None:
             keep = F.pad(~token_padding_mask, (1, 0), value=True)  # the CLS token is always real
             key_mask = keep[:, None, None, :]
         hidden, cls, ffn = [], [], []
@@ -346,8 +347,8 @@ class EAT(Encoder):
             hidden.append(x[:, 1:])
             cls.append(x[:, 0])
             ffn.append(t)
-        mask = token_padding_mask if key_mask is not None else None
-        return EncoderOutput(tokens=hidden[-1], hidden_states=hidden, padding_mask=mask, cls=cls), ffn
+        out = EncoderOutput(tokens=hidden[-1], hidden_states=hidden, padding_mask=token_padding_mask, cls=cls)
+        return out, ffn
 
     def encode(self, tokens: Tensor, token_padding_mask: Tensor | None = None) -> EncoderOutput:
         """``tokens [B, N, D]`` (positions added; any subset) -> :class:`EncoderOutput` with per-layer CLS."""
@@ -367,6 +368,21 @@ class EAT(Encoder):
         """``wave [B, T]`` float32 in [-1, 1] at ``sample_rate`` Hz (+ ``padding_mask [B, T]``, True = pad)."""
         tokens, token_mask, _ = self.patchify(*self.frontend(wave, padding_mask))
         return self.encode(tokens, token_mask)
+
+    def set_fast_path(
+        self, *, compile: bool | None = None, fullgraph: bool = True, mode: str | None = None
+    ) -> EAT:
+        """``torch.compile`` every block (``nn.Module.compile``: state-dict keys unchanged, ``dynamic=False``).
+
+        ``compile=None`` compiles when the parameters are on CUDA at call time, not on CPU; ``False`` never.
+        Attention is already a fused SDPA kernel (flash when no key mask). Cannot be undone; returns ``self``.
+        """
+        if compile is None:
+            compile = next(self.parameters()).is_cuda
+        if compile:
+            for block in self.blocks:
+                block.compile(fullgraph=fullgraph, dynamic=False, mode=mode)
+        return self
 
 
 # --- checkpoints -------------------------------------------------------------------------------------

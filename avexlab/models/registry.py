@@ -19,11 +19,18 @@ def register_encoder(
     name: str, presets: dict[str, dict[str, Any]]
 ) -> Callable[[type[Encoder]], type[Encoder]]:
     """Class decorator: register an architecture under ``name`` with its size presets
-    (e.g. ``{"tiny": {...}, "small": {...}, "base": {...}}``; each preset is keyword config)."""
+    (e.g. ``{"tiny": {...}, "small": {...}, "base": {...}}``; each preset is keyword config).
+
+    Registering a second class under a taken name is an error; re-registering the same class (same module
+    and qualified name, as when a notebook reloads the module) replaces the old definition."""
 
     def deco(cls: type[Encoder]) -> type[Encoder]:
-        if name in _REGISTRY:
-            raise ConfigError(f"encoder {name!r} registered twice ({_REGISTRY[name]} and {cls}).")
+        old = _REGISTRY.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ConfigError(
+                f"encoder {name!r} registered twice ({old.__module__}.{old.__qualname__} and "
+                f"{cls.__module__}.{cls.__qualname__}). Pick another name for one of them."
+            )
         cls.name = name
         _REGISTRY[name] = cls
         _PRESETS[name] = presets

@@ -138,7 +138,7 @@ def test_every_architecture_saves_and_loads_through_its_config(tmp_path, name):
     enc = built(name, "tiny")
     wave = 0.1 * torch.randn(2, SR, generator=torch.Generator().manual_seed(2))
     loaded = load_encoder(save_encoder(enc, tmp_path / name))
-    assert type(loaded) is type(enc) and loaded.config == enc.config
+    assert type(loaded).__qualname__ == type(enc).__qualname__ and loaded.config == enc.config
     torch.testing.assert_close(loaded.embed(wave), enc.embed(wave), atol=0, rtol=0)
 
 
@@ -154,3 +154,20 @@ def test_logmel_baseline_is_the_log_mel_statistics():
     torch.testing.assert_close(enc.embed(wave, mask), log_mel_statistics(wave, SR, mask), atol=0, rtol=0)
     assert list(enc.parameters()) == [] and enc.state_dict() == {}
     assert built("logmel", "tiny").embed(wave).shape == (2, 128)
+
+
+def test_registering_a_name_twice_is_an_error_but_reloading_is_not():
+    import importlib
+
+    from avexlab.models import logmel
+    from avexlab.models.registry import encoder_class, register_encoder
+
+    with pytest.raises(ConfigError, match="registered twice"):
+
+        @register_encoder("efficientnet", presets={"tiny": {}})
+        class Impostor(Encoder):
+            pass
+
+    reloaded = importlib.reload(logmel)
+    assert encoder_class("logmel") is reloaded.LogMelStatistics
+    assert type(build_encoder("logmel", "tiny")) is reloaded.LogMelStatistics

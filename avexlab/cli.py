@@ -1,4 +1,248 @@
-"""Command-line interface (placeholder, filled in below)."""
+"""The ``avexlab`` command line. Each command is a thin wrapper over a library function (the same one the
+notebooks and the Python API call); heavy modules are imported inside the commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(help="avexlab: animal-vocalization encoder workbench.")
+from avexlab.errors import AvexlabError
+
+app = typer.Typer(
+    help="avexlab: a workbench for animal-vocalization encoders (AVEX, ICLR 2026).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+data_app = typer.Typer(
+    help="Manifests and datasets: validate, check the paper's datasets.", no_args_is_help=True
+)
+models_app = typer.Typer(help="Encoders: list architectures and sizes.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+
+def print_table(df: Any, title: str | None = None) -> None:
+    """Print a polars DataFrame as a rich table (floats to 3 decimals)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        table.add_column(str(col))
+    for row in df.iter_rows():
+        table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+
+
+def _fail(err: Exception) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def synth(
+    preset: Annotated[str, typer.Option(help="World preset: smoke, quick or paper.")] = "quick",
+    seed: Annotated[int, typer.Option(help="Seed; (preset, seed) renders bit-identically.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder to write audio, manifests and world.json into.")] = Path(
+        "worlds/quick-0"
+    ),
+    sample_rate: Annotated[int | None, typer.Option(help="Override the preset's sample rate (Hz).")] = None,
+) -> None:
+    """Render the synthetic bioacoustic world and its suites to OUT; print a summary table."""
+    from avexlab.synth import render_world
+
+    knobs = {} if sample_rate is None else {"sample_rate": sample_rate}
+    try:
+        world = render_world(preset, seed, out=out, progress=True, **knobs)
+    except AvexlabError as err:
+        _fail(err)
+    print_table(world.summary(), title=f"world {preset} seed {seed} -> {out}")
+
+
+@data_app.command("validate")
+def data_validate(
+    manifest: Annotated[Path, typer.Argument(help="Manifest file (.parquet, .csv or .jsonl).")],
+    root: Annotated[
+        Path | None, typer.Option(help="Data root that relative paths are resolved against.")
+    ] = None,
+    check_files: Annotated[bool, typer.Option(help="Also check that every audio file exists.")] = False,
+) -> None:
+    """Validate a manifest against the schema; errors name the row and the column."""
+    from avexlab.data.manifest import read_manifest
+
+    try:
+        df = read_manifest(manifest, root=root, check_files=check_files)
+    except AvexlabError as err:
+        _fail(err)
+    typer.echo(f"{manifest}: valid, {df.height} clips, {df['dataset'].n_unique()} dataset(s).")
+    summary = df.group_by("dataset", "split").len().sort("dataset", "split")
+    print_table(summary)
+
+
+@data_app.command("check-paper")
+def data_check_paper(
+    root: Annotated[Path, typer.Argument(help="Folder holding your local copies of the paper's datasets.")],
+) -> None:
+    """Check which of the paper's 26 datasets are present under ROOT and say what is missing."""
+    from avexlab.data.registry import check_all
+
+    report = check_all(root)
+    print_table(report)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List encoder architectures and their size presets (with parameter counts)."""
+    import polars as pl
+
+    from avexlab.models import build_encoder, list_encoders
+
+    rows = []
+    for name, sizes in list_encoders().items():
+        for size in sizes:
+            if size == "base" and name != "logmel":
+                rows.append({"encoder": name, "size": size, "parameters": "(not built here)"})
+                continue
+            enc = build_encoder(name, size=size)
+            rows.append({"encoder": name, "size": size, "parameters": f"{enc.num_parameters():,}"})
+    print_table(pl.DataFrame(rows))
+
+
+@app.command()
+def embed(
+    encoder: Annotated[str, typer.Option(help="A checkpoint path, or NAME:SIZE for a random-init encoder.")],
+    manifest: Annotated[Path, typer.Option(help="Manifest of the clips to embed.")],
+    out: Annotated[Path, typer.Option(help="Output .parquet (clip_id + embedding) or .npz.")],
+    root: Annotated[Path | None, typer.Option(help="Data root of the manifest.")] = None,
+    layer: Annotated[int, typer.Option(help="Layer to embed (-1 = last).")] = -1,
+    pooling: Annotated[str, typer.Option(help="mean, max or cls.")] = "mean",
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 32,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
+) -> None:
+    """Embed every clip of a manifest with one encoder and layer; write clip_id-keyed embeddings."""
+    from avexlab.data.manifest import read_manifest
+    from avexlab.evaluate.embed import extract_embeddings, resolve_encoder
+
+    try:
+        enc = resolve_encoder(encoder)
+        df = read_manifest(manifest, root=root)
+        emb = extract_embeddings(
+            enc, df, root=root, layers=(layer,), pooling=pooling, batch_size=batch_size, device=device
+        )
+        emb.save(out)
+    except AvexlabError as err:
+        _fail(err)
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def evaluate(
+    encoder: Annotated[
+        str, typer.Option(help="A checkpoint path, NAME:SIZE (random init), or embeddings file.")
+    ],
+    suite: Annotated[str, typer.Option(help="Suite name, e.g. syn-beans-clf, or 'all'.")],
+    world: Annotated[Path, typer.Option(help="A rendered world folder (avexlab synth).")] = Path(
+        "worlds/quick-0"
+    ),
+    layers: Annotated[str, typer.Option(help="'last' or 'all' (every layer).")] = "last",
+    out: Annotated[Path, typer.Option(help="Results table to write (.parquet).")] = Path(
+        "results/results.parquet"
+    ),
+    device: Annotated[str, typer.Option(help="cpu, cuda ...")] = "cpu",
+) -> None:
+    """Evaluate an encoder (probe, retrieval, clustering) on a suite; append to a tidy results table."""
+    from avexlab.evaluate.suites import evaluate_encoder_on_world, paper_table
+
+    try:
+        results = evaluate_encoder_on_world(
+            encoder, world, suites=None if suite == "all" else [suite], layers=layers, device=device, out=out
+        )
+    except AvexlabError as err:
+        _fail(err)
+    print_table(paper_table(results), title=f"{encoder} on {suite}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results table (.parquet) from evaluate, grid or demo.")],
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML report with plots here.")] = None,
+) -> None:
+    """Print the paper-shaped table of a results file; optionally write an HTML report with plots."""
+    from avexlab.evaluate.report import load_results, write_html_report
+    from avexlab.evaluate.suites import ood_report, paper_table
+
+    try:
+        df = load_results(results)
+    except AvexlabError as err:
+        _fail(err)
+    print_table(paper_table(df), title="paper-shaped table")
+    gaps = ood_report(df)
+    if gaps.height:
+        print_table(gaps, title="focal -> soundscape gap")
+    if html is not None:
+        write_html_report(df, html)
+        typer.echo(f"wrote {html}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config value: key.sub=value (repeatable).")
+    ] = None,
+) -> None:
+    """Train an encoder from a YAML run config (SL, SSL or SL-SSL); torchrun-compatible."""
+    from avexlab.config import load_run_config
+    from avexlab.train import train as train_run
+
+    try:
+        cfg = load_run_config(config, overrides=set_ or [])
+        run_dir = train_run(cfg)
+    except AvexlabError as err:
+        _fail(err)
+    typer.echo(f"run written to {run_dir}")
+
+
+@app.command()
+def grid(
+    profile: Annotated[str, typer.Option(help="Grid profile: smoke, quick or paper.")] = "quick",
+    out: Annotated[Path, typer.Option(help="Folder for the runs and the results table.")] = Path(
+        "results/grid"
+    ),
+    world: Annotated[Path | None, typer.Option(help="A rendered world folder (default: render one).")] = None,
+) -> None:
+    """Run the ablation grid (architectures x data mixes x paradigms), evaluate each encoder, write one table."""
+    from avexlab.train import grid as run_grid
+
+    try:
+        results_path = run_grid(profile=profile, out=out, world=world)
+    except AvexlabError as err:
+        _fail(err)
+    typer.echo(f"results written to {results_path}")
+
+
+@app.command()
+def demo(
+    preset: Annotated[str, typer.Option(help="World preset.")] = "quick",
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/demo"),
+    train_steps: Annotated[
+        int, typer.Option(help="Optimiser steps of the short training run (0 = skip).")
+    ] = 150,
+) -> None:
+    """The main job: render the world, evaluate the baselines (and a short training run) on its suites."""
+    from avexlab.demo import run_demo
+
+    try:
+        run_demo(
+            preset=preset, seed=seed, out=out, train_steps=train_steps, echo=typer.echo, show=print_table
+        )
+    except AvexlabError as err:
+        _fail(err)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

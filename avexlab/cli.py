@@ -71,15 +71,18 @@ def data_validate(
     check_files: Annotated[bool, typer.Option(help="Also check that every audio file exists.")] = False,
 ) -> None:
     """Validate a manifest against the schema; errors name the row and the column."""
-    from avexlab.data.manifest import read_manifest
+    from avexlab.data.manifest import validate_manifest_file
 
     try:
-        df = read_manifest(manifest, root=root, check_files=check_files)
+        summary = validate_manifest_file(manifest, root=root, check_files=check_files)
     except AvexlabError as err:
         _fail(err)
-    typer.echo(f"{manifest}: valid, {df.height} clips, {df['dataset'].n_unique()} dataset(s).")
-    summary = df.group_by("dataset", "split").len().sort("dataset", "split")
-    print_table(summary)
+    typer.echo(
+        f"{manifest}: valid, {summary['rows']} clips, {summary['labels']} labels, "
+        f"{summary['duration_s'] / 3600:.2f} h known duration, hash {summary['hash'][:12]}"
+    )
+    for key in ("datasets", "splits", "domains"):
+        typer.echo(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in summary[key].items()))
 
 
 @data_app.command("check-paper")

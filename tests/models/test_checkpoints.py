@@ -143,6 +143,9 @@ def test_other_architecture_missing_keys_and_wrong_size(tmp_path, b0_state, tiny
         CheckpointError, match=r"partial.pt.*1 missing key\(s\): features.3.1.block.1.0.weight"
     ):
         load_encoder(tmp_path / "partial.pt")
+    torch.save({**b0_state, "features.8.2.weight": torch.ones(3)}, tmp_path / "extra.pt")
+    with pytest.raises(CheckpointError, match=r"extra.pt.*1 unexpected key\(s\): features.8.2.weight"):
+        load_encoder(tmp_path / "extra.pt")
     # encoder.json describes tiny but the weights are base-sized
     save_encoder(tiny, tmp_path / "run")
     base = build_encoder("efficientnet", "base")

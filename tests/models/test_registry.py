@@ -171,3 +171,16 @@ def test_registering_a_name_twice_is_an_error_but_reloading_is_not():
     reloaded = importlib.reload(logmel)
     assert encoder_class("logmel") is reloaded.LogMelStatistics
     assert type(build_encoder("logmel", "tiny")) is reloaded.LogMelStatistics
+
+
+def test_package_import_is_lazy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, avexlab.models as m; assert 'torch' not in sys.modules, 'torch imported eagerly'; "
+        "m.build_encoder; assert 'torch' in sys.modules; print(sorted(m.__all__))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "load_encoder" in done.stdout and "EncoderOutput" in done.stdout

@@ -1,0 +1,170 @@
+"""Fast paths compute what the eager fp32 path computes: FlexAttention vs SDPA, bf16 autocast, compile,
+and no host synchronisation in the forward pass (issue 7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from avexlab.errors import ConfigError
+from avexlab.models import beats
+from avexlab.models.registry import build_encoder
+
+SR = 16000
+
+
+def _tiny(name: str, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_encoder(name, size="tiny", **overrides).eval()
+    with torch.no_grad():  # perturb every parameter so biases, gates and the bias table all matter
+        g = torch.Generator().manual_seed(1)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+@pytest.fixture(scope="module")
+def padded_batch(tmp_path_factory) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three real clips read back from wav files (1.0, 1.5 and 0.975 s), zero-padded into ``[3, 24000]``."""
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(7)
+    lengths = (16000, 24000, 15600)
+    waves = []
+    for i, n in enumerate(lengths):
+        t = np.arange(n) / SR
+        clip = 0.3 * np.sin(2 * np.pi * (300 + 900 * t) * t) + 0.05 * rng.standard_normal(n)
+        sf.write(folder / f"c{i}.wav", clip.astype(np.float32), SR)
+        waves.append(torch.from_numpy(sf.read(folder / f"c{i}.wav", dtype="float32")[0]))
+    wave = torch.zeros(3, max(lengths))
+    mask = torch.ones(3, max(lengths), dtype=torch.bool)
+    for i, w in enumerate(waves):
+        wave[i, : len(w)] = w
+        mask[i, : len(w)] = False
+    return wave, mask
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_attention_equals_sdpa_with_padding(padded_batch) -> None:
+    wave, mask = padded_batch
+    model = _tiny("beats")
+    with torch.no_grad():
+        model.set_fast_path(attention_backend="sdpa", compile=False)
+        ref = model(wave, mask)
+        model.set_fast_path(attention_backend="flex", compile=False)
+        flex = model(wave, mask)
+    assert model.attention_backend == "flex"
+    for a, b in zip(flex.hidden_states, ref.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
+    assert torch.equal(flex.padding_mask, ref.padding_mask)
+    # the bias matters: without it the outputs differ by far more than the tolerance above
+    with torch.no_grad():
+        model.encoder.layers[0].self_attn.relative_attention_bias.weight.zero_()
+        changed = model(wave, mask)
+    assert (changed.tokens - ref.tokens).abs().max() > 1e-3
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_attention_without_gate_equals_sdpa() -> None:
+    model = _tiny("beats", gru_rel_pos=False)
+    wave = 0.1 * torch.randn(2, 20000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = model.set_fast_path(attention_backend="sdpa", compile=False)(wave).tokens
+        flex = model.set_fast_path(attention_backend="flex", compile=False)(wave).tokens
+    torch.testing.assert_close(flex, ref, atol=2e-5, rtol=1e-5)
+
+
+def test_auto_backend_is_sdpa_on_cpu_and_bad_backend_raises() -> None:
+    model = _tiny("beats")
+    assert model.attention_backend == "auto"
+    assert model.encoder.resolve_backend(torch.zeros(1, 2, 3)) == "sdpa"
+    with pytest.raises(ConfigError, match="attention_backend"):
+        model.set_fast_path(attention_backend="xformers", compile=False)
+
+
+def test_flex_refuses_attention_dropout_while_training() -> None:
+    model = _tiny("beats", attention_dropout=0.1).train()
+    model.set_fast_path(attention_backend="flex", compile=False)
+    with torch.no_grad(), pytest.raises(ConfigError, match="attention_dropout"):
+        model(0.1 * torch.randn(1, 16000))
+    model.set_fast_path(attention_backend="auto", compile=False)
+    assert model.encoder.resolve_backend(torch.zeros(1)) == "sdpa"
+
+
+def test_cached_relative_bias_equals_the_bucket_table() -> None:
+    model = _tiny("beats")
+    attn = model.encoder.layers[0].self_attn
+    n = 37
+    buckets = beats.relative_position_buckets(n, n, attn.num_buckets, attn.max_distance)
+    expected = attn.relative_attention_bias.weight[buckets].permute(2, 0, 1)  # [H, N, N]
+    torch.testing.assert_close(attn.position_bias(n, torch.device("cpu")), expected, atol=0, rtol=0)
+    assert attn.relative_bias(n, torch.device("cpu")).shape == (attn.heads, 2 * n - 1)
+
+
+@pytest.mark.parametrize(("name", "backend"), [("beats", "sdpa"), ("beats", "flex"), ("eat", None)])
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_bf16_autocast_within_bf16_tolerance_of_eager_fp32(padded_batch, name: str, backend) -> None:
+    wave, mask = padded_batch
+    model = _tiny(name)
+    with torch.no_grad():
+        ref = model(wave, mask)
+        if backend is not None:
+            model.set_fast_path(attention_backend=backend, compile=False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(wave, mask)
+            emb = model.embed(wave, mask)
+    ref_emb = model.pool(ref)
+    for a, b in zip(fast.hidden_states, ref.hidden_states, strict=True):
+        assert a.dtype == torch.bfloat16  # autocast really ran the layers in bf16
+        assert _rel_err(a, b) < 2e-2
+    assert _rel_err(emb, ref_emb) < 1e-2
+    # the tolerance is far below the distance between different clips' embeddings
+    assert _rel_err(ref_emb.roll(1, dims=0), ref_emb) > 5e-2
+
+
+@pytest.mark.parametrize("name", ["beats", "eat"])
+def test_padding_mask_without_padding_gives_the_same_numbers_as_none(name: str) -> None:
+    model = _tiny(name)
+    wave = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        plain = model(wave)
+        masked = model(wave, torch.zeros(2, 16000, dtype=torch.bool))
+    assert plain.padding_mask is None
+    assert masked.padding_mask is not None and not masked.padding_mask.any()
+    for a, b in zip(masked.hidden_states, plain.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(model.pool(masked), model.pool(plain), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["beats", "eat"])
+def test_forward_traces_as_one_graph(padded_batch, name: str) -> None:
+    """fullgraph tracing fails on any host sync (``bool(tensor)``) or other graph break in the forward."""
+    wave, mask = padded_batch
+    model = _tiny(name)
+    torch._dynamo.reset()
+    traced = torch.compile(model, backend="eager", fullgraph=True, dynamic=False)
+    with torch.no_grad():
+        out = traced(wave, mask)
+        ref = model(wave, mask)
+    torch.testing.assert_close(out.tokens, ref.tokens, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(out.padding_mask, ref.padding_mask)
+
+
+@pytest.mark.slow
+def test_compiled_layers_equal_eager(padded_batch) -> None:
+    """Inductor-compiled EAT blocks (CPU C++ kernels) give the eager numbers."""
+    wave, mask = padded_batch
+    model = _tiny("eat")
+    with torch.no_grad():
+        ref = model(wave, mask)
+        torch._dynamo.reset()
+        model.set_fast_path(compile=True)
+        out = model(wave, mask)
+    assert model.state_dict().keys() == _tiny("eat").state_dict().keys()  # compile keeps the keys
+    for a, b in zip(out.hidden_states, ref.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

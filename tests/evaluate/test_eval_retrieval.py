@@ -207,3 +207,22 @@ def test_packed_sort_gives_the_same_counts_with_numpy_and_torch_arrays():
         sp, sn = sims[i][pos[i]], sims[i][neg[i]]
         assert u_low[i] == (sn[None, :] < sp[:, None]).sum()
         assert u_high[i] == (sn[None, :] <= sp[:, None]).sum()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_bucketed_counting_equals_brute_force(seed):
+    from avexlab.evaluate.retrieval import _mann_whitney_u_bucketed
+
+    rng = np.random.default_rng(300 + seed)
+    b, g = int(rng.integers(1, 6)), int(rng.integers(1, 80))
+    # few distinct values (ties, shared buckets) mixed with continuous ones; some rows constant
+    sims = np.where(rng.random((b, g)) < 0.5, rng.integers(-2, 3, (b, g)) / 4, rng.normal(size=(b, g)))
+    sims = sims.astype(np.float32)
+    sims[0] = sims[0, 0]
+    role = rng.integers(0, 3, size=(b, g))
+    pos, neg = role == 1, role == 2
+    u = _mann_whitney_u_bucketed(sims, pos, neg)
+    for i in range(b):
+        sp, sn = sims[i][pos[i]].astype(np.float64), sims[i][neg[i]].astype(np.float64)
+        expected = (sn[None, :] < sp[:, None]).sum() + 0.5 * (sn[None, :] == sp[:, None]).sum()
+        assert u[i] == expected

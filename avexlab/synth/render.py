@@ -188,9 +188,18 @@ def _background_mix(seed: int, key: str, kinds: tuple[str, ...], n: int, sr: int
 
 @functools.lru_cache(maxsize=64)
 def _ir_spectrum(seed: int, sr: int, m: int, rt60_s: float) -> np.ndarray:
-    """rfft (size ``m``) of the shared reverberation tail of ``rt60_s`` seconds (focal recordings)."""
-    ir = reverb_ir(rng_for(seed, f"ir/{rt60_s:.4f}"), sr, rt60_s)
-    return sfft.rfft(ir, m)
+    """rfft (size ``m``) of a focal room response: the direct path plus a quarter-amplitude reverberant
+    tail of ``rt60_s`` seconds (one of 12 levels per world, so it is computed once per process)."""
+    ir = 0.25 * reverb_ir(rng_for(seed, f"ir/{rt60_s:.4f}"), sr, rt60_s)
+    ir[0] += 1.0
+    out = sfft.rfft(ir, m).astype(np.complex64)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _rfft_freqs(m: int, sr: int) -> np.ndarray:
+    return np.fft.rfftfreq(m, 1.0 / sr).astype(np.float32)
 
 
 def _response(rng: np.random.Generator, strength_db: float, sr: int, m: int) -> np.ndarray | float:
@@ -200,7 +209,7 @@ def _response(rng: np.random.Generator, strength_db: float, sr: int, m: int) -> 
         return 1.0
     grid = np.geomspace(10.0, sr / 2, 256)
     g = recorder_response(rng, strength_db)(grid)
-    return np.interp(np.fft.rfftfreq(m, 1.0 / sr), grid, g).astype(np.float32)
+    return np.interp(_rfft_freqs(m, sr), grid, g).astype(np.float32)
 
 
 def _limit(x: np.ndarray) -> np.ndarray:
@@ -265,8 +274,10 @@ def render_focal(item: FocalItem, cfg: SynthConfig, seed: int, species: dict[str
     m = sfft.next_fast_len(n + int(rt60 * sr) + 16, real=True)
     bg = _background_mix(seed, item.key, cfg.background, n, sr)
     p_bg = p_sig / 10 ** (snr / 10)
-    spec = sfft.rfft(dry, m) * (1.0 + 0.25 * _ir_spectrum(seed, sr, m, rt60))
-    spec += sfft.rfft(bg * np.float32(np.sqrt(p_bg)), m)
+    # calls and background share the place (and its reverberation) and the recorder: one FFT pass
+    dry += bg * np.float32(np.sqrt(p_bg))
+    spec = sfft.rfft(dry, m)
+    spec *= _ir_spectrum(seed, sr, m, rt60)
     spec *= _response(rng_for(seed, f"session/{item.session}"), cfg.recorder_response_db, sr, m)
     mix = sfft.irfft(spec, m)[:n]
     level = FOCAL_LEVEL * 10 ** ((12 * u_level - 6) / 20) / np.sqrt(p_sig * active / n + p_bg + 1e-12)

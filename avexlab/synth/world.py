@@ -534,26 +534,44 @@ class World:
         progress: bool = False,
         keys: Iterable[str] | None = None,
         audio_format: Literal["flac", "wav"] = "flac",
+        workers: int = 1,
     ) -> Path:
-        """Write audio files (``audio/<key>.flac``), one parquet manifest per suite and pool,
-        ``events.parquet`` and ``world.json`` under ``out``; paths in the written manifests are relative
-        to ``out``. ``keys`` restricts the audio written (default: every item)."""
+        """Write audio files (``audio/<key>.flac``, 24-bit; ``wav`` writes exact float32), one parquet
+        manifest per suite and pool, ``events.parquet`` and ``world.json`` under ``out``; manifest paths
+        are relative to ``out``. ``keys`` restricts the audio written (default: every item). ``workers``
+        processes render in parallel; the files and ``audio_sha256`` do not depend on it."""
         from tqdm.auto import tqdm
 
-        from avexlab.audio.io import save_audio
-
+        if workers < 1:
+            raise ConfigError(
+                expected_found("workers", "an integer >= 1", repr(workers), "Pass workers=1 or more.")
+            )
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         disk = World(self.config, self.seed, root=out, audio_format=audio_format)
         todo = list(self.items) if keys is None else list(keys)
-        digest = hashlib.sha256()
         t0 = time.perf_counter()
-        for key in tqdm(todo, desc="rendering", unit="item", disable=not progress):
-            x = self.render(key)
-            digest.update(key.encode() + x.tobytes())
-            subtype = "PCM_24" if audio_format == "flac" else "FLOAT"
-            path = out / "audio" / f"{key}.{audio_format}"
-            save_audio(path, x, self.config.sample_rate, subtype=subtype)
+        chunks = [todo[i : i + 32] for i in range(0, len(todo), 32)]
+        digests: dict[str, str] = {}
+        bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress)
+        if workers == 1:
+            for chunk in chunks:
+                digests.update(_write_items(self, chunk, out, audio_format))
+                bar.update(len(chunk))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("spawn")  # fork can deadlock on locks held by torch/BLAS threads
+            args = [(self.config.to_dict(), self.seed, c, str(out), audio_format) for c in chunks]
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                for part in pool.map(_write_chunk, args):
+                    digests.update(part)
+                    bar.update(len(part))
+        bar.close()
+        digest = hashlib.sha256()
+        for key in sorted(digests):  # order-free: the same hash whatever the workers
+            digest.update(f"{key}:{digests[key]}\n".encode())
         for name, suite in disk.suites.items():
             write_manifest(pl.concat(list(suite.manifests.values())), out / f"{name}.parquet")
         for p, m in disk.pools.items():
@@ -565,6 +583,7 @@ class World:
             audio_items=len(todo),
             audio_format=audio_format,
             render_seconds=round(time.perf_counter() - t0, 3),
+            workers=workers,
         )
         (out / "world.json").write_text(json.dumps(meta, indent=2, default=list))
         return out
@@ -609,6 +628,31 @@ def _render_scene_cached(world: World, key: str) -> np.ndarray:
     x = render_scene(item, world.scene_events(key), world.config, world.seed, world._by_name)
     x.setflags(write=False)
     return x
+
+
+def _write_items(world: World, keys: list[str], out: Path, audio_format: str) -> dict[str, str]:
+    """Render and save ``keys``; returns each item's SHA-256 of its float32 samples."""
+    from avexlab.audio.io import save_audio
+
+    subtype = "PCM_24" if audio_format == "flac" else "FLOAT"
+    digests = {}
+    for key in keys:  # one file per item
+        x = world.render(key)
+        digests[key] = hashlib.sha256(x.tobytes()).hexdigest()
+        save_audio(out / "audio" / f"{key}.{audio_format}", x, world.config.sample_rate, subtype=subtype)
+    return digests
+
+
+def _write_chunk(args: tuple[dict, int, list[str], str, str]) -> dict[str, str]:
+    cfg, seed, keys, out, audio_format = args
+    return _write_items(
+        _world_for_config(json.dumps(cfg, sort_keys=True), seed), keys, Path(out), audio_format
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _world_for_config(cfg_json: str, seed: int) -> World:
+    return World(SynthConfig.from_dict(json.loads(cfg_json)), seed)
 
 
 def _windows(events: list[Event], duration_s: float, clip_s: float) -> list[tuple[float, float, list[str]]]:
@@ -697,6 +741,7 @@ def render_world(
     *,
     progress: bool = False,
     audio_format: Literal["flac", "wav"] = "flac",
+    workers: int = 1,
     **knob_overrides: Any,
 ) -> World:
     """Build the synthetic world of ``(preset, seed, knobs)``.
@@ -704,7 +749,8 @@ def render_world(
     Without ``out`` the world is in memory: manifests use ``synth://<preset>/<seed>/<item>`` paths and
     audio renders on demand (``World.load`` or ``avexlab.audio.load_audio``). With ``out`` every item is
     rendered (``progress=True`` shows a bar) and written as FLAC (24-bit) with parquet manifests per suite
-    and pool, ``events.parquet`` and ``world.json``; the returned world reads from there.
+    and pool, ``events.parquet`` and ``world.json``; the returned world reads from there. ``workers``
+    processes render in parallel (identical files).
 
     Knobs (``avexlab.synth.KNOBS``), e.g. ``sample_rate=32000``, ``snr_db=(-10, 5)``, ``rt60_s=1.5``.
     """
@@ -713,7 +759,7 @@ def render_world(
     world = World(resolve_config(preset, **knob_overrides), seed)
     if out is None:
         return world
-    world.write(out, progress=progress, audio_format=audio_format)
+    world.write(out, progress=progress, audio_format=audio_format, workers=workers)
     return World.open(out)
 
 

@@ -51,8 +51,15 @@ class GridProfile:
 
 
 GRID_PROFILES: dict[str, GridProfile] = {
-    # CPU in minutes per cell: the workshop / CI-scale ablation.
-    "quick": GridProfile(),
+    # CPU, about a minute per cell at tiny size: the workshop / CI-scale ablation (2 s random crops).
+    "quick": GridProfile(
+        steps=40,
+        post_steps=20,
+        batch_size=8,
+        clip_s=2.0,
+        warmup_steps=4,
+        overrides={"objective.eat.clones": 4},
+    ),
     # Seconds per cell: tests and a first look.
     "smoke": GridProfile(
         world_preset="smoke",

@@ -230,8 +230,7 @@ def train(
     metrics: list[dict[str, Any]] = []
     step = 0
     if ckpt is not None:
-        weights = {k: v for k, v in ckpt.weights.items()}
-        module.load_state_dict(weights, strict=True)
+        module.load_state_dict(ckpt.weights, strict=True)
         opt.load_state_dict(ckpt.state["optimizer"])
         sched.load_state_dict(ckpt.state["scheduler"])
         step = ckpt.step
@@ -250,7 +249,7 @@ def train(
     def save(step: int) -> None:
         if not is_main:
             return
-        weights = {k: v for k, v in module.state_dict().items()}
+        weights = dict(module.state_dict())
         state = {
             "step": step,
             "epoch": step // spe,

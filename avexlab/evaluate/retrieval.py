@@ -192,7 +192,9 @@ def _within_segments(
     return (cneg - base)[is_pos], seg_sorted[is_pos]
 
 
-def _mann_whitney_u_bucketed(sims: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+def _mann_whitney_u_bucketed(
+    sims: np.ndarray, pos: np.ndarray, neg: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
     """Per-row Mann-Whitney U (float64 ``[B]``) of float32 similarities ``[B, G]`` by counting.
 
     Bucket ``k = floor((s - min) * G / (max - min))`` is a monotone function of ``s`` (every step rounds
@@ -216,7 +218,7 @@ def _mann_whitney_u_bucketed(sims: np.ndarray, pos: np.ndarray, neg: np.ndarray)
     span = hi - lo
     scale = np.divide(np.float32(nb), span, out=np.zeros_like(span), where=span > 0)
     bucket = ((sims - lo) * scale).astype(np.int64)
-    np.minimum(bucket, nb - 1, out=bucket)
+    np.clip(bucket, 0, nb - 1, out=bucket)  # items outside the valid range are neither pos nor neg
     bucket += (np.arange(b, dtype=np.int64) * nb)[:, None]  # one bucket space per row
     cnt_neg = np.bincount(bucket[neg], minlength=b * nb).reshape(b, nb)
     cnt_pos = np.bincount(bucket[pos], minlength=b * nb).reshape(b, nb)
@@ -257,6 +259,38 @@ def _mann_whitney_u_packed(sims: torch.Tensor, pos: torch.Tensor, neg: torch.Ten
         u_high, _ = _u_one_order(s64[r], p[r], n[r], 2, 1)
         u[rows] = 0.5 * (u[rows] + torch.as_tensor(u_high, device=sims.device).to(torch.float64))
     return u
+
+
+def _block_cpu(
+    sims: np.ndarray, pos: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One block on the CPU (numpy: its bool/int reductions are much faster than torch's there):
+    ``(U float64 [B], n_pos [B], n_neg [B], top-1 is positive [B])`` for float32 similarities ``[B, G]``."""
+    pos = pos & valid
+    neg = valid & ~pos
+    n_pos = np.count_nonzero(pos, axis=1)
+    n_neg = np.count_nonzero(neg, axis=1)
+    u = _mann_whitney_u_bucketed(sims, pos, neg, valid)
+    top = np.where(valid, sims, -np.inf).argmax(axis=1)
+    hit = pos[np.arange(sims.shape[0]), top]
+    return u, n_pos.astype(np.int64), n_neg.astype(np.int64), hit
+
+
+def _block_torch(
+    sims: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same as :func:`_block_cpu` with torch on any device (CUDA, or float64 similarities)."""
+    pos = pos & valid
+    neg = valid & ~pos
+    if sims.dtype == torch.float32:
+        u = _mann_whitney_u_packed(sims, pos, neg)
+    else:
+        sorted_sims, order = torch.sort(sims, dim=1)
+        credit = _tie_credit(sorted_sims, neg.gather(1, order))
+        u = torch.where(pos.gather(1, order), credit, torch.zeros_like(credit)).sum(dim=1)
+    top = sims.masked_fill(~valid, float("-inf")).argmax(dim=1)
+    hit = pos.gather(1, top[:, None]).squeeze(1)
+    return u, pos.sum(dim=1), neg.sum(dim=1), hit
 
 
 @torch.no_grad()
@@ -339,6 +373,8 @@ def retrieval_scores(
     lab_g = lab[torch.as_tensor(g_idx, device=dev)]
     if multi:
         lab_g_f = lab_g.to(torch.float32).T.contiguous()  # [C, G]
+    else:
+        codes_g = codes[g_idx]
 
     if chunk_size is None:
         budget = _BLOCK_ELEMENTS_CUDA if dev.type == "cuda" else _BLOCK_ELEMENTS_CPU
@@ -354,6 +390,8 @@ def retrieval_scores(
         sims = sims + 0.0  # -0.0 -> +0.0 so that signed zeros tie, as they do for sklearn
         if multi:
             pos = (lab[qi].to(torch.float32) @ lab_g_f) > 0
+        elif dev.type == "cpu":
+            pos = torch.from_numpy(codes[q_idx[start : start + b]][:, None] == codes_g[None, :])
         else:
             pos = lab[qi][:, None] == lab_g[None, :]
         valid = torch.ones_like(pos)
@@ -361,25 +399,15 @@ def retrieval_scores(
         has_self = self_slot >= 0
         rows = torch.arange(b, device=dev)[has_self]
         valid[rows, self_slot[has_self]] = False
-        pos &= valid
-        neg = valid & ~pos
-        n_pos = pos.sum(dim=1)
-        n_neg = neg.sum(dim=1)
-        ok = (n_pos > 0) & (n_neg > 0)
-
-        if sims.dtype == torch.float32 and dev.type == "cpu":
-            u = torch.from_numpy(_mann_whitney_u_bucketed(sims.numpy(), pos.numpy(), neg.numpy()))
-        elif sims.dtype == torch.float32:
-            u = _mann_whitney_u_packed(sims, pos, neg)
+        if dev.type == "cpu" and sims.dtype == torch.float32:
+            u, n_pos, n_neg, hit = (
+                torch.from_numpy(a) for a in _block_cpu(sims.numpy(), pos.numpy(), valid.numpy())
+            )
         else:
-            sorted_sims, order = torch.sort(sims, dim=1)
-            credit = _tie_credit(sorted_sims, neg.gather(1, order))
-            u = torch.where(pos.gather(1, order), credit, torch.zeros_like(credit)).sum(dim=1)
+            u, n_pos, n_neg, hit = _block_torch(sims, pos, valid)
+        ok = (n_pos > 0) & (n_neg > 0)
         denom = (n_pos * n_neg).to(torch.float64)
         auc = torch.where(ok, u / denom.clamp_min(1.0), torch.zeros_like(u))
-
-        top = sims.masked_fill(~valid, float("-inf")).argmax(dim=1)
-        hit = pos.gather(1, top[:, None]).squeeze(1)
 
         auc_sum += auc.sum()
         p1_sum += (hit & ok).sum().to(torch.float64)

@@ -25,11 +25,16 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 
 def _harmonics(f: np.ndarray, sr: int, amps: np.ndarray, phase0: np.ndarray) -> np.ndarray:
-    """Sum of partials ``h * f(t)`` with amplitudes ``amps [H]``; partials above the band limit fade out."""
-    h = np.arange(1, len(amps) + 1, dtype=np.float64)[:, None]
-    phase = (2 * np.pi / sr) * np.cumsum(f)
-    fade = np.clip((NYQUIST_MARGIN * sr - h * f[None, :]) / (0.05 * NYQUIST_MARGIN * sr), 0, 1)
-    return (amps[:, None] * fade * np.sin(h * phase[None, :] + phase0[:, None])).sum(axis=0)
+    """Sum of partials ``h * f(t)`` with amplitudes ``amps [H]``; partials above the band limit fade out.
+    The phase accumulates in float64; the partials ``[H, n]`` are computed in float32."""
+    f32 = np.float32
+    h = np.arange(1, len(amps) + 1, dtype=f32)[:, None]
+    phase = np.mod(np.cumsum(f, dtype=np.float64) * (2 * np.pi / sr), 2 * np.pi).astype(f32)
+    partials = np.sin(h * phase[None, :] + np.asarray(phase0, dtype=f32)[:, None])
+    limit = NYQUIST_MARGIN * sr
+    if len(amps) * float(np.max(f)) > 0.95 * limit:
+        partials *= np.clip((f32(limit) - h * np.asarray(f, dtype=f32)[None, :]) / f32(0.05 * limit), 0, 1)
+    return np.asarray(amps, dtype=f32) @ partials
 
 
 def engine(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:

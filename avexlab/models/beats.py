@@ -218,21 +218,24 @@ class MultiheadAttention(nn.Module):
         self,
         x: Tensor,
         key_padding_mask: Tensor | None,
-        rel_bias: Tensor | None,
+        pos_bias: Tensor | None,
         backend: Literal["sdpa", "flex"] = "sdpa",
     ) -> Tensor:
-        """``x [B, N, D]``, ``key_padding_mask [B, N]`` (True = pad), ``rel_bias [H, 2N - 1]`` (from
-        :meth:`relative_bias`) -> ``[B, N, D]``. ``backend`` must be resolved (not ``"auto"``)."""
+        """``x [B, N, D]``, ``key_padding_mask [B, N]`` (True = pad) -> ``[B, N, D]``.
+
+        ``pos_bias``: the ungated bias, ``[H, N, N]`` (:meth:`position_bias`) for ``backend="sdpa"``,
+        ``[H, 2N - 1]`` (:meth:`relative_bias`) for ``"flex"``; ``backend`` is resolved (not ``"auto"``).
+        """
         b, n, d = x.shape
         q = self.q_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)
         if backend == "flex":
-            out = self._flex_attention(q, k, v, key_padding_mask, rel_bias)
+            out = self._flex_attention(q, k, v, key_padding_mask, pos_bias)
             return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
         mask = None
-        if rel_bias is not None:
-            mask = rel_bias[:, _relative_index(n, x.device)].unsqueeze(0).to(q.dtype)  # [1, H, N, N]
+        if pos_bias is not None:
+            mask = pos_bias.unsqueeze(0).to(q.dtype)  # [1, H, N, N]
             if self.gru_rel_pos:
                 mask = self._gate(q) * mask
         if key_padding_mask is not None:
@@ -339,10 +342,10 @@ class EncoderLayer(nn.Module):
         self,
         x: Tensor,
         key_padding_mask: Tensor | None,
-        rel_bias: Tensor | None,
+        pos_bias: Tensor | None,
         backend: Literal["sdpa", "flex"] = "sdpa",
     ) -> Tensor:
-        h = F.dropout(self.self_attn(x, key_padding_mask, rel_bias, backend), self.dropout, self.training)
+        h = F.dropout(self.self_attn(x, key_padding_mask, pos_bias, backend), self.dropout, self.training)
         x = self.self_attn_layer_norm(x * self.alpha + h)
         h = F.dropout(F.gelu(self.fc1(x)), self.activation_dropout, self.training)
         h = F.dropout(self.fc2(h), self.dropout, self.training)
@@ -431,16 +434,18 @@ class TransformerEncoder(nn.Module):
         key_mask = padding_mask
         if key_mask is not None:
             key_mask = key_mask & ~key_mask.all(dim=1, keepdim=True)  # an all-padding clip attends to all
-        rel_bias = None
+        backend = self.resolve_backend(x)
+        pos_bias = None  # ungated, shared by all layers: [H, 2N - 1] for flex, [H, N, N] for sdpa
         first = self.layers[0].self_attn
         if first.relative_attention_bias is not None:
-            rel_bias = first.relative_bias(x.shape[1], x.device)  # [H, 2N - 1], shared by all layers
-        backend = self.resolve_backend(x)
+            pos_bias = first.relative_bias(x.shape[1], x.device)
+            if backend == "sdpa":
+                pos_bias = pos_bias[:, _relative_index(x.shape[1], x.device)]
         out = []
         for layer in self.layers:
             if self.grad_decay != 1.0:
                 x = _GradMultiply.apply(x, self.grad_decay)
-            x = layer(x, key_mask, rel_bias, backend)
+            x = layer(x, key_mask, pos_bias, backend)
             out.append(x)
         return out
 

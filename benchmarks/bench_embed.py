@@ -21,7 +21,9 @@ fresh spawned process, so that its peak resident memory (``ru_maxrss``, CPU) or 
   ``PYTHONPATH=. /tmp/avexvenv/bin/python benchmarks/bench_embed.py``.
 
 The last column compares each path's embeddings of a fixed 2-clip batch with ``eager-fp32``'s (same seed,
-same weights): max |difference| relative to the largest |value| of the eager embeddings.
+same weights): max |difference| relative to the largest |value| of the eager embeddings. With
+``--interleave`` all paths of one encoder/size share a process and are timed round-robin, which keeps the
+ratios fair when other processes load the machine (memory is then not reported).
 Writes a markdown table (``--out``, a .json beside it) and prints it.
 
 Usage:
@@ -98,47 +100,37 @@ def _avex_embedder(name: str, device: str) -> Any:
     raise ImportError(f"no avex baseline for {name}")
 
 
-def _measure(job: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a spawned child: build, warm up, time, and report throughput, memory and probe embeddings."""
+def _build(job: dict[str, Any]) -> Any:
+    """The embedding function ``[B, T] -> [B, D]`` of one path (raises ImportError for a missing avex)."""
     import torch
 
-    torch.set_num_threads(job["threads"])
-    device = job["device"]
-    name, size, path = job["name"], job["size"], job["path"]
-    rss0 = _peak_rss_mib()
-    torch.manual_seed(0)
     from avexlab.models import build_encoder
 
-    try:
-        if path == "avex":
-            embed_fn = _avex_embedder(name, device)
+    name, size, path, device = job["name"], job["size"], job["path"], job["device"]
+    torch.manual_seed(0)
+    if path == "avex":
+        embed_fn = _avex_embedder(name, device)
+    else:
+        overrides = {"channels_last": True} if "channels-last" in path else {}
+        enc = build_encoder(name, size, **overrides)
+        tv = None
+        if name == "efficientnet" and size == "base":
+            # shared weights with the reference path, so their embeddings can be compared
+            import torchvision
+
+            torch.manual_seed(0)
+            tv = torchvision.models.efficientnet_b0(weights=None).state_dict()
+            enc.load_state_dict({k: v for k, v in tv.items() if not k.startswith("classifier.")})
+        enc = enc.to(device).eval()
+        if path.startswith("torchvision+ref-frontend"):
+            embed_fn = _reference_b0_embedder(tv, device)
         else:
-            overrides = {"channels_last": True} if "channels-last" in path else {}
-            enc = build_encoder(name, size, **overrides)
-            if name == "efficientnet" and size == "base":
-                # shared weights with the reference path, so their embeddings can be compared
-                import torchvision
+            forward = torch.compile(enc) if "compile" in path else enc
 
-                torch.manual_seed(0)
-                tv = torchvision.models.efficientnet_b0(weights=None).state_dict()
-                enc.load_state_dict({k: v for k, v in tv.items() if not k.startswith("classifier.")})
-            enc = enc.to(device).eval()
-            if path == "torchvision+ref-frontend":
-                embed_fn = _reference_b0_embedder(tv, device)
-            else:
-                forward = enc
-                if "compile" in path:
-                    forward = torch.compile(enc)
-
-                def embed_fn(wave: torch.Tensor) -> torch.Tensor:
-                    return enc.pool(forward(wave), layer=-1, pooling="mean")
-    except ImportError as err:
-        return {**job, "skipped": f"{type(err).__name__}: {err}"}
+            def embed_fn(wave: torch.Tensor) -> torch.Tensor:
+                return enc.pool(forward(wave), layer=-1, pooling="mean")
 
     use_bf16 = "bf16" in path
-    g = torch.Generator().manual_seed(1)
-    batch = (0.1 * torch.randn(job["batch_size"], int(job["seconds"] * SR), generator=g)).to(device)
-    probe = (0.1 * torch.randn(2, int(job["seconds"] * SR), generator=g)).to(device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with (
@@ -147,26 +139,50 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
         ):
             return embed_fn(x)
 
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
+    return run
 
+
+def _inputs(job: dict[str, Any]) -> tuple[Any, Any]:
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    n = int(job["seconds"] * SR)
+    batch = (0.1 * torch.randn(job["batch_size"], n, generator=g)).to(job["device"])
+    probe = (0.1 * torch.randn(2, n, generator=g)).to(job["device"])
+    return batch, probe
+
+
+def _window(run: Any, batch: Any, job: dict[str, Any]) -> float:
+    """clips/s over one timed window of at least ``min_batches`` batches and ``min_time / repeats`` s."""
+    import torch
+
+    n_batches, start = 0, time.perf_counter()
+    while n_batches < job["min_batches"] or time.perf_counter() - start < job["min_time"] / job["repeats"]:
+        run(batch)
+        n_batches += 1
+    if job["device"] == "cuda":
+        torch.cuda.synchronize()
+    return n_batches * job["batch_size"] / (time.perf_counter() - start)
+
+
+def _measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a spawned child: build, warm up, time, and report throughput, memory and probe embeddings."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    rss0 = _peak_rss_mib()
+    try:
+        run = _build(job)
+    except ImportError as err:
+        return {**job, "skipped": f"{type(err).__name__}: {err}"}
+    batch, probe = _inputs(job)
     probe_out = run(probe).float().cpu()
     for _ in range(job["warmup"]):
         run(batch)
-    sync()
-    if device == "cuda":
+    if job["device"] == "cuda":
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    rates = []
-    for _ in range(job["repeats"]):
-        n_batches, start = 0, time.perf_counter()
-        while (
-            n_batches < job["min_batches"] or time.perf_counter() - start < job["min_time"] / job["repeats"]
-        ):
-            run(batch)
-            n_batches += 1
-        sync()
-        rates.append(n_batches * job["batch_size"] / (time.perf_counter() - start))
+    rates = [_window(run, batch, job) for _ in range(job["repeats"])]
     result = {
         **job,
         "clips_per_s": max(rates),  # best window: the least disturbed by other processes
@@ -174,9 +190,43 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mib": _peak_rss_mib() - rss0,
         "probe": probe_out.numpy().tolist(),
     }
-    if device == "cuda":
+    if job["device"] == "cuda":
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result
+
+
+def _measure_interleaved(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs in a spawned child: every path of one encoder/size in the same process, timed round-robin
+    (A B C A B C ...), so that a shared machine's varying load hits all of them alike. No memory figures."""
+    import torch
+
+    torch.set_num_threads(jobs[0]["threads"])
+    runs: dict[int, Any] = {}
+    results: list[dict[str, Any]] = []
+    for i, job in enumerate(jobs):
+        try:
+            runs[i] = _build(job)
+        except ImportError as err:
+            results.append({**job, "skipped": f"{type(err).__name__}: {err}"})
+    batch, probe = _inputs(jobs[0])
+    probes = {i: run(probe).float().cpu() for i, run in runs.items()}
+    for run in runs.values():
+        for _ in range(jobs[0]["warmup"]):
+            run(batch)
+    rates: dict[int, list[float]] = {i: [] for i in runs}
+    for _ in range(jobs[0]["repeats"]):
+        for i, run in runs.items():
+            rates[i].append(_window(run, batch, jobs[i]))
+    for i in runs:
+        results.append(
+            {
+                **jobs[i],
+                "clips_per_s": max(rates[i]),
+                "clips_per_s_windows": rates[i],
+                "probe": probes[i].numpy().tolist(),
+            }
+        )
+    return results
 
 
 def _paths(name: str, size: str, device: str, args: argparse.Namespace) -> list[str]:
@@ -219,6 +269,12 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also torch.compile")
     parser.add_argument("--no-avex", action="store_true", help="skip the avex rows")
     parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time all paths of an encoder/size round-robin in one process (fairer ratios on a loaded "
+        "machine; no memory figures)",
+    )
+    parser.add_argument(
         "--out", default="runs/bench/embed.md", help="markdown table (a .json is written beside)"
     )
     args = parser.parse_args()
@@ -251,12 +307,24 @@ def main() -> None:
                 )
     ctx = mp.get_context("spawn")
     results: list[dict[str, Any]] = []
-    for job in jobs:
+    if args.interleave:
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for job in jobs:
+            groups.setdefault((job["name"], job["size"]), []).append(job)
+        batches = list(groups.values())
+    else:
+        batches = [[job] for job in jobs]
+    for group in batches:
         with ctx.Pool(1) as pool:
-            res = pool.apply(_measure, (job,))
-        results.append(res)
-        shown = res.get("skipped") or f"{res['clips_per_s']:.1f} clips/s"
-        print(f"{job['name']:>12} {job['size']:>5} {job['path']:<30} {shown}", flush=True)
+            got = (
+                pool.apply(_measure_interleaved, (group,))
+                if args.interleave
+                else [pool.apply(_measure, group)]
+            )
+        for res in got:
+            results.append(res)
+            shown = res.get("skipped") or f"{res['clips_per_s']:.1f} clips/s"
+            print(f"{res['name']:>12} {res['size']:>5} {res['path']:<30} {shown}", flush=True)
 
     import numpy as np
 
@@ -283,13 +351,14 @@ def main() -> None:
             continue
         base = baseline.get((r["name"], r["size"]))
         ratio = r["clips_per_s"] / base["clips_per_s"] if base else float("nan")
-        mem = r.get("peak_cuda_mib", r["peak_rss_mib"])
+        mem_mib = r.get("peak_cuda_mib", r.get("peak_rss_mib"))
+        mem = "n/a" if mem_mib is None else f"{mem_mib:.0f}"
         diff = "n/a"
         if base and r["path"] != "avex":
             ref = np.array(base["probe"])
             diff = f"{float(np.abs(np.array(r['probe']) - ref).max() / max(np.abs(ref).max(), 1e-30)):.1e}"
         lines.append(
-            f"| {r['name']} | {r['size']} | {r['path']} | {r['clips_per_s']:.1f} | {ratio:.2f} | {mem:.0f} | {diff} |"
+            f"| {r['name']} | {r['size']} | {r['path']} | {r['clips_per_s']:.1f} | {ratio:.2f} | {mem} | {diff} |"
         )
     table = "\n".join(lines) + "\n"
     print("\n" + table)

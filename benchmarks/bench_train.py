@@ -74,15 +74,19 @@ def import_avex(avex_path: str | None) -> str | None:
     return None
 
 
-def build_avexlab(name: str, size: str, device: str, fast: bool) -> nn.Module:
-    """avexlab encoder with random weights (seed 0): eager fp32 baseline or the fast path."""
+def build_avexlab(
+    name: str, size: str, device: str, fast: bool, attention_backend: str = "auto"
+) -> nn.Module:
+    """avexlab encoder with random weights (seed 0): eager fp32 baseline (SDPA, no compile) or the fast
+    path (``set_fast_path(attention_backend=...)``: compiled layers on CUDA; EfficientNet channels_last)."""
     from avexlab.models import build_encoder
 
     torch.manual_seed(0)
     overrides = {"channels_last": True} if (fast and name == "efficientnet") else {}
     enc = build_encoder(name, size, **overrides).to(device)
     if fast and hasattr(enc, "set_fast_path"):
-        enc.set_fast_path()  # auto: flex + compiled layers on CUDA, sdpa + eager on CPU
+        kwargs = {"attention_backend": attention_backend} if name == "beats" else {}
+        enc.set_fast_path(**kwargs)  # compile: auto (on CUDA only)
     elif hasattr(enc, "set_fast_path"):
         kwargs = {"attention_backend": "sdpa"} if name == "beats" else {}
         enc.set_fast_path(compile=False, **kwargs)
@@ -166,7 +170,10 @@ def measure_train(
     bf16_cpu: bool,
     avex_error: str | None,
 ) -> dict[str, Any]:
-    """One row: clips/s (median step), MFU, peak CUDA memory, or the reason it was skipped."""
+    """One row: clips/s (median step), MFU, peak CUDA memory, or the reason it was skipped.
+
+    ``path``: ``avexlab-eager``, ``avexlab-fast``, ``avexlab-fast-sdpa`` (fast with SDPA attention) or ``avex``.
+    """
     cuda = device.startswith("cuda")
     row: dict[str, Any] = {"task": "train", "encoder": name, "size": size, "path": path, "batch": batch}
     if path == "avex" and (avex_error or size != "base" or name not in ("beats", "efficientnet")):
@@ -177,7 +184,8 @@ def measure_train(
     if path == "avex":
         model = build_avex(name, device, NUM_CLASSES)
     else:
-        model = AvexlabClassifier(build_avexlab(name, size, device, fast), NUM_CLASSES)
+        backend = "sdpa" if path == "avexlab-fast-sdpa" else "auto"
+        model = AvexlabClassifier(build_avexlab(name, size, device, fast, backend), NUM_CLASSES)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     step = train_step_fn(model, device, batch, seconds, bf16, fused=fast and cuda)

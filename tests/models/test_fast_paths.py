@@ -3,6 +3,12 @@ and no host synchronisation in the forward pass (issue 7)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -168,3 +174,38 @@ def test_compiled_layers_equal_eager(padded_batch) -> None:
     assert model.state_dict().keys() == _tiny("eat").state_dict().keys()  # compile keeps the keys
     for a, b in zip(out.hidden_states, ref.hidden_states, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_gpu_benchmark_script_smoke_runs_on_cpu(tmp_path) -> None:
+    """benchmarks/bench_speed_gpu.py --smoke runs end to end and writes a measured row per path."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "speed.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AVEX_PATH": str(tmp_path / "no-avex")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "bench_speed_gpu.py"),
+            "--smoke",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--encoders",
+            "beats,eat",
+        ],  # fmt: skip
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert not [r for r in rows if "error" in r], [r["error"] for r in rows if "error" in r]
+    measured = {(r["encoder"], r["task"], r["path"]) for r in rows if r.get("clips_per_s", 0) > 0}
+    for name in ("beats", "eat"):
+        for task in ("train", "embed"):
+            assert {(name, task, "avexlab-eager"), (name, task, "avexlab-fast")} <= measured
+    numerics = {r["encoder"]: r for r in rows if r["task"] == "numerics"}
+    assert 0 < numerics["beats"]["bf16_embed_rel_err"] < 2e-2
+    assert all(r.get("skipped", "").startswith("avex not importable") for r in rows if r["path"] == "avex")

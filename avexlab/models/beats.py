@@ -583,7 +583,9 @@ class BEATs(Encoder):
                     "Pad short clips (with a padding mask) before embedding.",
                 )
             )
-        x = self.patch_embedding(fbank.unsqueeze(1))  # [B, C, n_time, n_freq]
+        x = self.patch_embedding(
+            fbank.unsqueeze(1).to(self.patch_embedding.weight.dtype)
+        )  # features are float32; weights may be bf16  # [B, C, n_time, n_freq]
         n_time, n_freq = x.shape[2], x.shape[3]
         x = self.layer_norm(x.flatten(2).transpose(1, 2))
         if self.post_extract_proj is not None:
@@ -618,6 +620,7 @@ class BEATs(Encoder):
         compile: bool | None = None,
         fullgraph: bool = True,
         mode: str | None = None,
+        weights_dtype: torch.dtype | None = None,
     ) -> BEATs:
         """Choose the attention backend and (optionally) ``torch.compile`` every transformer layer.
 
@@ -626,6 +629,11 @@ class BEATs(Encoder):
         compiles. Layers are compiled one by one (``nn.Module.compile``, ``dynamic=False``, ``fullgraph``),
         so the state-dict keys do not change; the frontend stays eager (it is one batched FFT). Compiling
         cannot be undone on this instance. Returns ``self``.
+
+        ``weights_dtype`` (e.g. ``torch.bfloat16``, for inference) casts every parameter except the
+        fbank's window and mel banks, which stay float32 (the features are computed in float32 and cast
+        at the patch embedding): half the weight traffic and no per-call autocast casts. Train in float32
+        weights with autocast instead.
         """
         if attention_backend not in _BACKENDS:
             raise ConfigError(
@@ -634,6 +642,10 @@ class BEATs(Encoder):
                 )
             )
         self.encoder.attention_backend = attention_backend
+        if weights_dtype is not None:  # every parameter but the fbank's float32 window and mel banks
+            for name, child in self.named_children():
+                if name != "fbank":
+                    child.to(weights_dtype)
         if compile is None:
             compile = next(self.parameters()).is_cuda
         if compile:

@@ -319,7 +319,9 @@ class EAT(Encoder):
 
         ``N = n_time * n_freq`` time-major (``n_time = F // 16``, ``n_freq = M // 16``); no CLS token.
         """
-        x = self.local_encoder(fbank.unsqueeze(1))  # [B, D, n_time, n_freq]
+        x = self.local_encoder(
+            fbank.unsqueeze(1).to(self.local_encoder.proj.weight.dtype)
+        )  # features are float32; weights may be bf16  # [B, D, n_time, n_freq]
         n_time, n_freq = x.shape[2], x.shape[3]
         x = x.flatten(2).transpose(1, 2)
         x = x + sincos_positions(n_time, n_freq, self.embed_dim, device=x.device).to(x.dtype)
@@ -370,13 +372,28 @@ class EAT(Encoder):
         return self.encode(tokens, token_mask)
 
     def set_fast_path(
-        self, *, compile: bool | None = None, fullgraph: bool = True, mode: str | None = None
+        self,
+        *,
+        compile: bool | None = None,
+        fullgraph: bool = True,
+        mode: str | None = None,
+        weights_dtype: torch.dtype | None = None,
     ) -> EAT:
         """``torch.compile`` every block (``nn.Module.compile``: state-dict keys unchanged, ``dynamic=False``).
 
         ``compile=None`` compiles when the parameters are on CUDA at call time, not on CPU; ``False`` never.
         Attention is already a fused SDPA kernel (flash when no key mask). Cannot be undone; returns ``self``.
+
+        ``weights_dtype`` (e.g. ``torch.bfloat16``, for inference) casts every parameter except the
+        fbank's window and mel banks, which stay float32 (the features are computed in float32 and cast
+        at the patch embedding): half the weight traffic and no per-call autocast casts. Train in float32
+        weights with autocast instead.
         """
+        if weights_dtype is not None:  # every parameter but the fbank's float32 window and mel banks
+            for name, child in self.named_children():
+                if name != "fbank":
+                    child.to(weights_dtype)
+            self.extra_tokens.data = self.extra_tokens.data.to(weights_dtype)
         if compile is None:
             compile = next(self.parameters()).is_cuda
         if compile:

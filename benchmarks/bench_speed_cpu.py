@@ -7,7 +7,12 @@ the figure is the median seconds per batch over all rounds. Paths:
 
 - ``avexlab-eager``: fp32, SDPA attention, no compile (the baseline of ``x eager``);
 - ``avexlab-bf16``: the same model under CPU bf16 autocast (oneDNN; fast on CPUs with avx512_bf16/AMX);
-- ``avexlab-fast``: bf16 autocast + EfficientNet channels_last (+ ``--compile``: compiled layers);
+- ``avexlab-bf16w``: BEATs/EAT with bf16 weights (``set_fast_path(weights_dtype=torch.bfloat16)``, fbank
+  still float32): no per-call weight casts;
+- ``avexlab-chlast``: EfficientNet in channels_last, fp32;
+- ``avexlab-fast``: the CPU fast path chosen before measuring: BEATs/EAT = ``avexlab-bf16w``,
+  EfficientNet = fp32 NCHW (= eager; channels_last and bf16 lose on CPU) (+ ``--compile``: compiled
+  layers);
 - ``avex``: ``avex.models.beats_model.Model`` / ``avex.models.efficientnet.Model(pretrained=False)``
   in fp32, as avex runs by default (the baseline of ``x avex``).
 
@@ -32,7 +37,9 @@ from bench_train import SR, add_ratios, build_avex, build_avexlab, import_avex, 
 from torch import Tensor
 
 
-def embedder(name: str, size: str, path: str, device: str, compile_layers: bool) -> Callable[[Tensor], Tensor]:
+def embedder(
+    name: str, size: str, path: str, device: str, compile_layers: bool
+) -> Callable[[Tensor], Tensor]:
     """A ``[B, T] -> [B, D]`` embedding function for one path (random weights, seed 0)."""
     if path == "avex":
         model = build_avex(name, device, None).eval()
@@ -42,13 +49,13 @@ def embedder(name: str, size: str, path: str, device: str, compile_layers: bool)
             return out.mean(dim=1) if out.dim() == 3 else out.mean(dim=(2, 3))
 
         return run_avex
-    fast = path == "avexlab-fast"
-    enc = build_avexlab(name, size, device, fast=False).eval()
-    if fast and name == "efficientnet":
-        enc = build_avexlab(name, size, device, fast=True).eval()  # channels_last
-    if fast and compile_layers and hasattr(enc, "set_fast_path"):
+    enc = build_avexlab(name, size, device, fast=path == "avexlab-chlast").eval()  # channels_last
+    transformer = hasattr(enc, "set_fast_path")
+    if transformer and path in ("avexlab-bf16w", "avexlab-fast"):
+        enc.set_fast_path(compile=False, weights_dtype=torch.bfloat16)
+    if transformer and path == "avexlab-fast" and compile_layers:
         enc.set_fast_path(compile=True)
-    bf16 = path in ("avexlab-bf16", "avexlab-fast")
+    bf16 = path == "avexlab-bf16"
 
     def run(wave: Tensor) -> Tensor:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
@@ -57,12 +64,18 @@ def embedder(name: str, size: str, path: str, device: str, compile_layers: bool)
     return run
 
 
+def _fmt(v: float | None, spec: str = ".2f") -> str:
+    return "" if v is None else format(v, spec)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--encoders", default="beats,efficientnet")
     ap.add_argument("--size", default="base")
-    ap.add_argument("--paths", default="avexlab-eager,avexlab-bf16,avexlab-fast,avex")
+    ap.add_argument(
+        "--paths", default="avexlab-eager,avexlab-bf16,avexlab-bf16w,avexlab-chlast,avexlab-fast,avex"
+    )
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
@@ -83,6 +96,11 @@ def main() -> None:
     for name in args.encoders.split(","):
         fns: dict[str, Callable[[Tensor], Tensor]] = {}
         for path in paths:
+            if (path == "avexlab-chlast") != (name == "efficientnet") and path in (
+                "avexlab-chlast",
+                "avexlab-bf16w",
+            ):
+                continue  # channels_last is EfficientNet's; bf16 weights are the transformers'
             if path == "avex" and avex_error:
                 rows.append({"task": "embed", "encoder": name, "size": args.size, "path": path,
                              "batch": args.batch_size, "skipped": avex_error})  # fmt: skip
@@ -117,7 +135,7 @@ def main() -> None:
         cps = r.get("clips_per_s")
         print(
             f"| {r['encoder']} | {r['size']} | {r['path']} | {r['batch']} | {'' if cps is None else f'{cps:.2f}'} "
-            f"| {r.get('x_eager', 0):.2f} | {r.get('x_avex', 0):.2f} | {r.get('rel_err_vs_eager', '')} "
+            f"| {_fmt(r.get('x_eager'))} | {_fmt(r.get('x_avex'))} | {_fmt(r.get('rel_err_vs_eager'), '.1e')} "
             f"| {r.get('skipped', '')} |"
         )
     if args.json:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -275,32 +276,39 @@ class MultiheadAttention(nn.Module):
         return _flex(q, k, v, score_mod)
 
 
-_BUCKET_CACHE: dict[tuple[int, int, int, str], Tensor] = {}
+_CACHE_SIZE = 16  # sequence lengths kept per cache (a [N, N] index of 10 s clips is 2 MiB)
+_CACHE: OrderedDict[tuple[Any, ...], Tensor] = OrderedDict()
+
+
+def _cached(key: tuple[Any, ...], make: Callable[[], Tensor]) -> Tensor:
+    """``make()`` memoised by ``key`` (least recently used evicted); traced afresh inside torch.compile."""
+    if torch.compiler.is_compiling():  # becomes a constant of the graph; no Python-side state
+        return make()
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+    else:
+        _CACHE[key] = make()
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return _CACHE[key]
 
 
 def _relative_buckets_1d(n: int, num_buckets: int, max_distance: int, device: torch.device) -> Tensor:
     """Buckets ``[2n - 1]`` int64 of relative positions ``-(n - 1) .. n - 1``, cached per length/device."""
-    if torch.compiler.is_compiling():  # traced once into the graph; no Python-side cache
-        return _buckets_of(torch.arange(1 - n, n, device=device), num_buckets, max_distance)
-    key = (n, num_buckets, max_distance, str(device))
-    if key not in _BUCKET_CACHE:
-        _BUCKET_CACHE[key] = _buckets_of(torch.arange(1 - n, n, device=device), num_buckets, max_distance)
-    return _BUCKET_CACHE[key]
-
-
-_INDEX_CACHE: dict[tuple[int, str], Tensor] = {}
+    return _cached(
+        ("buckets", n, num_buckets, max_distance, str(device)),
+        lambda: _buckets_of(torch.arange(1 - n, n, device=device), num_buckets, max_distance),
+    )
 
 
 def _relative_index(n: int, device: torch.device) -> Tensor:
     """``[n, n]`` int64 with ``k - q + n - 1`` at ``[q, k]`` (column of :meth:`relative_bias`), cached."""
-    if torch.compiler.is_compiling():
+
+    def make() -> Tensor:
         ar = torch.arange(n, device=device)
         return ar[None, :] - ar[:, None] + (n - 1)
-    key = (n, str(device))
-    if key not in _INDEX_CACHE:
-        ar = torch.arange(n, device=device)
-        _INDEX_CACHE[key] = ar[None, :] - ar[:, None] + (n - 1)
-    return _INDEX_CACHE[key]
+
+    return _cached(("index", n, str(device)), make)
 
 
 class EncoderLayer(nn.Module):

@@ -183,3 +183,16 @@ def test_seeded_build_is_deterministic_and_trains():
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     with pytest.raises(ConfigError, match="positive multipliers"):
         EfficientNetEncoder(width_mult=0.0)
+
+
+def test_bf16_autocast_stays_within_bf16_tolerance_of_fp32():
+    torch.manual_seed(9)
+    enc = build_encoder("efficientnet", "tiny").eval()
+    _randomise_batchnorm(enc, 4)
+    wave = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(5))
+    ref = enc.embed(wave)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = enc.embed(wave)
+    assert low.dtype == torch.bfloat16
+    rel = (low.float() - ref).norm() / ref.norm()
+    assert 0 < rel < 3e-2  # bf16 keeps 8 bits of mantissa; nine stages of rounding stay within a few %

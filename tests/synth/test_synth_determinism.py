@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 import soundfile as sf
 
 from avexlab.audio.io import load_audio
@@ -84,3 +85,19 @@ def test_written_subset_equals_in_memory_render_and_reopens(smoke: World, tmp_pa
     )
     assert opened.summary().equals(smoke.summary())
     assert opened.meta["seed"] == 0 and len(opened.meta["audio_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_parallel_render_equals_items_rendered_alone(smoke: World, tmp_path) -> None:
+    # a spread of items (every kind, a soundscape included) written by two worker processes, then the
+    # same items rendered alone in this process, and written by one process: identical
+    keys = sorted(set(sorted(smoke.items)[::12]) | set(_some_keys(smoke)))
+    two, one = tmp_path / "two", tmp_path / "one"
+    smoke.write(two, keys=keys, audio_format="wav", workers=2)
+    for key in keys:
+        x, _ = sf.read(two / "audio" / f"{key}.wav", dtype="float32")
+        assert np.array_equal(x, smoke.render(key)), key
+    smoke.write(one, keys=keys, audio_format="wav", workers=1)
+    meta = [World.open(p).meta for p in (one, two)]
+    assert meta[0]["audio_sha256"] == meta[1]["audio_sha256"] and meta[1]["workers"] == 2
+    assert meta[1]["audio_items"] == len(keys)

@@ -1,0 +1,213 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="avexlab: ablations")
+
+
+@app.cell
+def _():
+    import tempfile
+    from pathlib import Path
+
+    import marimo as mo
+    import polars as pl
+
+    from avexlab.evaluate.report import load_results
+    from avexlab.train.grids import GRID_PROFILES, grid
+    from avexlab.viz import result_bars
+    from avexlab.viz.notebook import SCALES, catch_user_error, default_scale
+    from avexlab.viz.paper import (
+        ABLATION_FACTORS,
+        GRID_PROFILE_OF_SCALE,
+        ablation_table,
+        ablation_view,
+        to_long,
+    )
+
+    return (
+        ABLATION_FACTORS,
+        GRID_PROFILES,
+        GRID_PROFILE_OF_SCALE,
+        Path,
+        SCALES,
+        ablation_table,
+        ablation_view,
+        catch_user_error,
+        default_scale,
+        grid,
+        load_results,
+        mo,
+        pl,
+        result_bars,
+        tempfile,
+        to_long,
+    )
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
+    # Ablations: architecture, data mix and training paradigm
+
+    The paper's controlled study, on the synthetic world: each cell of the grid trains one encoder
+    (**architecture** EfficientNet / BEATs / EAT x **data mix** bio / general / all x **paradigm** SL /
+    SSL / SL-SSL) and evaluates it, frozen, on every synthetic suite (linear probe, retrieval,
+    clustering). Each trained encoder is shown next to its **random-init twin**: the same architecture,
+    same initial weights, no training. The gap between the two bars is what training bought; a trained
+    bar at or below its twin means the run learned nothing transferable at this scale.
+
+    Pick the factor to group by below. Bars average over the grid cells that share that factor's value
+    (e.g. `paradigm = ssl` averages BEATs and EAT over every mix), error bars are the spread over cells and
+    datasets.
+    """)
+    return
+
+
+@app.cell
+def _(ABLATION_FACTORS, SCALES, default_scale, mo):
+    scale = mo.ui.dropdown(list(SCALES), value=default_scale(), label="scale")
+    factor = mo.ui.radio(list(ABLATION_FACTORS), value="paradigm", label="group by", inline=True)
+    results_path = mo.ui.text(
+        value="results/grid/results.parquet", label="committed grid results", full_width=True
+    )
+    mo.vstack([mo.hstack([scale, factor], justify="start"), results_path])
+    return factor, results_path, scale
+
+
+@app.cell
+def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
+    profile_name = GRID_PROFILE_OF_SCALE[scale.value]
+    _p = GRID_PROFILES[profile_name]
+    retrain = mo.ui.run_button(label=f"Retrain the grid at '{scale.value}' scale")
+    mo.vstack(
+        [
+            mo.md(
+                f"**Retrain** runs `grid({profile_name!r})`: {len(_p.architectures)} architectures x "
+                f"{len(_p.mixes)} mixes x {len(_p.paradigms)} paradigms, {_p.steps} steps of batch "
+                f"{_p.batch_size} ({_p.size} size, {_p.clip_s:g} s crops) per cell, into "
+                f"`runs/notebook-grid/{scale.value}` (finished cells are reused). Seconds at `smoke`, "
+                "about a minute per cell at `workshop` on a laptop CPU, a GPU at `paper`: it never runs "
+                "on its own at `workshop` or `paper` scale."
+            ),
+            retrain,
+        ]
+    )
+    return profile_name, retrain
+
+
+@app.cell
+def _(Path, catch_user_error, grid, load_results, mo, profile_name, results_path, retrain, scale, tempfile):
+    _committed = Path(results_path.value.strip())
+    _how = (
+        f"Produce it with `avexlab grid --profile {profile_name} --out {_committed.parent}` "
+        "(or press the retrain button above)."
+    )
+    if retrain.value:
+        with mo.status.spinner(title=f"Training and evaluating the {profile_name!r} grid ..."):
+            _path = grid(profile_name, out=Path("runs/notebook-grid") / scale.value, progress=True)
+        results = load_results(_path)
+        origin = f"Retrained just now at `{scale.value}` scale: `{_path}`."
+    elif _committed.is_file():
+        results, _problem = catch_user_error(load_results, _committed)
+        mo.stop(
+            _problem is not None,
+            mo.callout(mo.md(f"**Cannot read `{_committed}`.** {_problem} {_how}"), kind="danger"),
+        )
+        origin = f"Committed grid results: `{_committed}`."
+    elif scale.value == "smoke":
+        _out = Path(tempfile.mkdtemp(prefix="avexlab-grid-smoke-"))
+        with mo.status.spinner(title="No committed results: running the smoke grid (seconds per cell) ..."):
+            _path = grid("smoke", out=_out, progress=True)
+        results = load_results(_path)
+        origin = (
+            f"**No committed grid results at `{_committed}`.** {_how} Shown instead: the `smoke` grid, "
+            f"run just now in `{_out}` (a few training steps per cell: expect trained and random-init "
+            "bars to be close)."
+        )
+    else:
+        mo.stop(
+            True,
+            mo.callout(
+                mo.md(
+                    f"**No committed grid results at `{_committed}`.** {_how} Or switch the scale to "
+                    "`smoke` to see the seconds-long grid."
+                ),
+                kind="warn",
+            ),
+        )
+    mo.callout(mo.md(origin), kind="info")
+    return (results,)
+
+
+@app.cell
+def _(ablation_table, factor, mo, results):
+    table = ablation_table(results, factor.value)
+    mo.vstack(
+        [
+            mo.md(
+                f"## Paper-shaped table by {factor.value}\n\nMean over cells and datasets of each column of "
+                "the paper's headline table (probe accuracy or mAP, retrieval ROC AUC, clustering NMI; "
+                "columns whose suite the grid's world lacks are left out). Compare each `trained` row with "
+                "the `random-init twin` row of the same value."
+            ),
+            mo.ui.table(table, selection=None),
+        ]
+    )
+    return (table,)
+
+
+@app.cell
+def _(factor, mo, result_bars, table, to_long):
+    mo.ui.plotly(
+        result_bars(
+            to_long(table),
+            x=factor.value,
+            color="model",
+            facet="metric",
+            title=f"Trained vs random-init twin, by {factor.value} (one panel per paper column)",
+            height=380,
+        )
+    )
+    return
+
+
+@app.cell
+def _(ablation_view, factor, mo, results):
+    view = ablation_view(results, factor.value)
+    _choices = sorted({f"{m} / {k}" for m, k in view.select("method", "metric").unique().iter_rows()})
+    detail = mo.ui.dropdown(
+        _choices,
+        value="retrieval / roc_auc" if "retrieval / roc_auc" in _choices else _choices[0],
+        label="method / metric",
+    )
+    mo.vstack(
+        [
+            mo.md(
+                "## Any metric, per task family\n\nEvery metric the evaluation records (e.g. balanced "
+                "accuracy, precision@1, ARI), one panel per task family. Error bars: standard deviation "
+                "over the cells and datasets averaged."
+            ),
+            detail,
+        ]
+    )
+    return detail, view
+
+
+@app.cell
+def _(detail, factor, mo, pl, result_bars, view):
+    _method, _metric = detail.value.split(" / ")
+    mo.ui.plotly(
+        result_bars(
+            view.filter((pl.col("method") == _method) & (pl.col("metric") == _metric)),
+            x=factor.value,
+            color="model",
+            facet="task_family",
+            title=f"{detail.value} by {factor.value}",
+            height=380,
+        )
+    )
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -50,13 +50,16 @@ def synth(
         "worlds/quick-0"
     ),
     sample_rate: Annotated[int | None, typer.Option(help="Override the preset's sample rate (Hz).")] = None,
+    workers: Annotated[
+        int, typer.Option(help="Rendering processes (the audio is identical for any number).")
+    ] = 1,
 ) -> None:
     """Render the synthetic bioacoustic world and its suites to OUT; print a summary table."""
     from avexlab.synth import render_world
 
     knobs = {} if sample_rate is None else {"sample_rate": sample_rate}
     try:
-        world = render_world(preset, seed, out=out, progress=True, **knobs)
+        world = render_world(preset, seed, out=out, progress=True, workers=workers, **knobs)
     except AvexlabError as err:
         _fail(err)
     print_table(world.summary(), title=f"world {preset} seed {seed} -> {out}")

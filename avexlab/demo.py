@@ -13,6 +13,7 @@ Every step calls the same library functions as the CLI and the notebooks.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def open_or_render_world(preset: str, seed: int, folder: Path, *, echo: Callable
         echo(f"reusing the world rendered in {folder}")
         return World.open(folder)
     echo(f"rendering world {preset!r} (seed {seed}) into {folder} ...")
-    return render_world(preset, seed, out=folder, progress=True)
+    return render_world(preset, seed, out=folder, progress=True, workers=min(4, os.cpu_count() or 1))
 
 
 def demo_train_config(world_dir: Path, preset: str, seed: int, out_dir: Path, steps: int) -> Any:

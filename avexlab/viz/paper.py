@@ -425,6 +425,11 @@ def individual_id_scores(
     return pl.concat(frames)
 
 
+# The registry's task families (data_manifests/paper_datasets.yaml) under the names the evaluation's paper
+# columns use (avexlab.evaluate.suites.PAPER_COLUMNS, the synthetic suites' families).
+_EVAL_FAMILY = {"beans_classification": "classification", "beans_detection": "detection"}
+
+
 @dataclass(frozen=True)
 class RealSuite:
     """A local copy of one of the paper's datasets shaped as a suite for
@@ -440,7 +445,9 @@ class RealSuite:
 def real_suites(root: str | os.PathLike[str], names: Sequence[str] | None = None) -> list[RealSuite]:
     """The paper's datasets with a complete local copy under ``root`` (``root/<name>/manifest.*`` and
     audio; :func:`avexlab.data.registry.check_all` says what is missing for the others), one
-    :class:`RealSuite` each (``name`` = the paper's benchmark; the manifest keyed by the dataset name).
+    :class:`RealSuite` each (``name`` = the paper's benchmark; the manifest keyed by the dataset name;
+    ``task_family`` as the evaluation's paper columns name it, e.g. ``classification`` for the registry's
+    ``beans_classification``).
     ``names`` restricts the candidates; an empty list when none is present."""
     from avexlab.data.registry import check_all, get_paper_dataset, load_paper_dataset
 
@@ -455,7 +462,7 @@ def real_suites(root: str | os.PathLike[str], names: Sequence[str] | None = None
         out.append(
             RealSuite(
                 name=d.benchmark,
-                task_family=d.task_family,
+                task_family=_EVAL_FAMILY.get(d.task_family, d.task_family),
                 multi_label=d.multi_label,
                 root=str(d.folder(root)),
                 manifests={name: load_paper_dataset(name, root)},

@@ -68,3 +68,16 @@ def test_multi_hot_from_sparse_labels() -> None:
     assert t.tolist() == [[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
     with pytest.raises(ConfigError, match="expected class indices"):
         multi_hot([[5]], 5)
+
+
+def test_world_noise_bank_holds_each_background_type() -> None:
+    from avexlab.synth import render_world
+    from avexlab.train.data import world_noise_bank
+
+    world = render_world("smoke", 0)  # in memory: manifests only, nothing rendered up front
+    bank = world_noise_bank(world, 16000, 1.5)
+    assert bank.shape == (len(world.config.background), 24000)
+    assert (bank.square().mean(dim=1) > 0).all()
+    assert torch.equal(bank, world_noise_bank(world, 16000, 1.5))
+    spectra = torch.fft.rfft(bank).abs()
+    assert not torch.allclose(spectra[0], spectra[1], rtol=0.5)  # distinct types, not one noise repeated

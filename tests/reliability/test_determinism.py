@@ -78,6 +78,10 @@ def test_synthetic_audio_and_evaluation_are_identical_across_processes(tmp_path:
     assert meta["a"]["manifests"] and meta["a"]["manifests"] == meta["b"]["manifests"]
     assert tables["a"].height > 0 and {"probe", "retrieval"} <= set(tables["a"]["method"])
     assert tables["a"].equals(tables["b"])  # every value bit for bit, not approximately
+    print(
+        f"identical: {len(meta['a']['audio'])} audio items, {len(meta['a']['manifests'])} manifest hashes, "
+        f"{tables['a'].height} result rows"
+    )
     # The control: another seed renders other audio and scores differently.
     assert set(meta["other_seed"]["audio"].values()).isdisjoint(meta["a"]["audio"].values())
     assert tables["other_seed"]["value"].to_list() != tables["a"]["value"].to_list()
@@ -101,4 +105,5 @@ def test_cpu_training_with_the_same_config_gives_identical_weights(tmp_path: Pat
         assert torch.equal(w["a"][k], w["b"][k]), k
     loss = {n: pl.read_parquet(tmp_path / n / "metrics.parquet")["loss"].to_list() for n in w}
     assert len(loss["a"]) == 3 and loss["a"] == loss["b"]
+    print(f"identical: {len(w['a'])} weight tensors, {len(loss['a'])} step losses")
     assert loss["other_seed"] != loss["a"]  # the seed drives the data order and crops

@@ -11,6 +11,7 @@ def _():
 
     import marimo as mo
     import polars as pl
+    import polars.selectors as cs
 
     from avexlab.evaluate.report import load_results
     from avexlab.train.grids import GRID_PROFILES, grid
@@ -21,6 +22,7 @@ def _():
         GRID_PROFILE_OF_SCALE,
         ablation_table,
         ablation_view,
+        faceted_bars,
         to_long,
     )
 
@@ -33,7 +35,9 @@ def _():
         ablation_table,
         ablation_view,
         catch_user_error,
+        cs,
         default_scale,
+        faceted_bars,
         grid,
         load_results,
         mo,
@@ -140,7 +144,7 @@ def _(Path, catch_user_error, grid, load_results, mo, profile_name, results_path
 
 
 @app.cell
-def _(ablation_table, factor, mo, results):
+def _(ablation_table, cs, factor, mo, results):
     table = ablation_table(results, factor.value)
     mo.vstack(
         [
@@ -150,22 +154,20 @@ def _(ablation_table, factor, mo, results):
                 "columns whose suite the grid's world lacks are left out). Compare each `trained` row with "
                 "the `random-init twin` row of the same value."
             ),
-            mo.ui.table(table, selection=None),
+            mo.ui.table(table.with_columns(cs.float().round(3)), selection=None),
         ]
     )
     return (table,)
 
 
 @app.cell
-def _(factor, mo, result_bars, table, to_long):
+def _(factor, faceted_bars, mo, table, to_long):
     mo.ui.plotly(
-        result_bars(
+        faceted_bars(
             to_long(table),
             x=factor.value,
             color="model",
-            facet="metric",
             title=f"Trained vs random-init twin, by {factor.value} (one panel per paper column)",
-            height=380,
         )
     )
     return

@@ -10,17 +10,18 @@ def _():
 
     import marimo as mo
     import polars as pl
+    import polars.selectors as cs
 
     from avexlab.data.registry import check_all
     from avexlab.evaluate.report import load_results
     from avexlab.evaluate.suites import evaluate_suite, paper_table
     from avexlab.synth import render_world
-    from avexlab.viz import result_bars
     from avexlab.viz.notebook import SCALES, catch_user_error, default_scale, world_preset
     from avexlab.viz.paper import (
         PAPER_SOURCE,
         REAL_SOURCE,
         SYNTH_SOURCE,
+        faceted_bars,
         grid_data_mix,
         paper_data_mix,
         paper_headline,
@@ -37,8 +38,10 @@ def _():
         SYNTH_SOURCE,
         catch_user_error,
         check_all,
+        cs,
         default_scale,
         evaluate_suite,
+        faceted_bars,
         grid_data_mix,
         load_results,
         mo,
@@ -48,7 +51,6 @@ def _():
         pl,
         real_suites,
         render_world,
-        result_bars,
         side_by_side,
         to_long,
         world_preset,
@@ -150,36 +152,34 @@ def _(grid_results, paper_headline, paper_table, pl, side_by_side, synth_results
 
 
 @app.cell
-def _(headline, mo):
+def _(cs, headline, mo):
     mo.vstack(
         [
             mo.md(
                 "## 1. Headline table\n\nThe paper's headline table, then avexlab's encoders on the synthetic "
                 "suites in the same columns."
             ),
-            mo.ui.table(headline, selection=None, page_size=20),
+            mo.ui.table(headline.with_columns(cs.float().round(3)), selection=None, page_size=20),
         ]
     )
     return
 
 
 @app.cell
-def _(headline, mo, result_bars, to_long):
+def _(faceted_bars, headline, mo, to_long):
     mo.ui.plotly(
-        result_bars(
+        faceted_bars(
             to_long(headline.drop("paradigm")),
             x="model",
             color="source",
-            facet="metric",
             title="Headline columns: paper (real data) vs avexlab (synthetic world)",
-            height=460,
         )
     )
     return
 
 
 @app.cell
-def _(grid_data_mix, grid_results, mo, paper_data_mix, side_by_side):
+def _(cs, grid_data_mix, grid_results, mo, paper_data_mix, side_by_side):
     _ours = (
         grid_data_mix(grid_results) if grid_results is not None else paper_data_mix().head(0).drop("source")
     )
@@ -193,22 +193,20 @@ def _(grid_data_mix, grid_results, mo, paper_data_mix, side_by_side):
                 "everywhere. avexlab rows come from the grid results (notebook 03)"
                 + ("." if grid_results is not None else ": none loaded, so only the paper's rows appear.")
             ),
-            mo.ui.table(data_mix, selection=None),
+            mo.ui.table(data_mix.with_columns(cs.float().round(3)), selection=None),
         ]
     )
     return (data_mix,)
 
 
 @app.cell
-def _(data_mix, mo, result_bars, to_long):
+def _(data_mix, faceted_bars, mo, to_long):
     mo.ui.plotly(
-        result_bars(
+        faceted_bars(
             to_long(data_mix.drop("model")),
             x="mix",
             color="source",
-            facet="metric",
             title="Data mix: paper (real data) vs avexlab grid (synthetic world)",
-            height=400,
         )
     )
     return
@@ -237,6 +235,7 @@ def _(Path, check_all, data_root, mo, pl):
 @app.cell
 def _(
     REAL_SOURCE,
+    cs,
     data_root,
     evaluate_suite,
     mo,
@@ -267,7 +266,7 @@ def _(
             )
         )
     _real = paper_table(pl.concat(_frames)).with_columns(pl.lit(REAL_SOURCE).alias("source"))
-    mo.ui.table(side_by_side(paper_headline(), _real), selection=None)
+    mo.ui.table(side_by_side(paper_headline(), _real).with_columns(cs.float().round(3)), selection=None)
     return
 
 

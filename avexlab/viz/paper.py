@@ -26,6 +26,8 @@ import polars as pl
 from avexlab.errors import ConfigError, EvaluationError, expected_found
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from avexlab.evaluate.embed import Embeddings
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "RealSuite",
     "ablation_table",
     "ablation_view",
+    "faceted_bars",
     "grid_data_mix",
     "individual_id_scores",
     "individual_retrieval",
@@ -181,6 +184,79 @@ def to_long(table: pl.DataFrame) -> pl.DataFrame:
     return table.unpivot(on=scores, index=index, variable_name="metric", value_name="value").drop_nulls(
         "value"
     )
+
+
+def faceted_bars(
+    long: pl.DataFrame,
+    *,
+    x: str,
+    color: str,
+    facet: str = "metric",
+    value: str = "value",
+    cols: int = 3,
+    title: str | None = None,
+    panel_height: int = 260,
+) -> go.Figure:
+    """Bars of the mean of ``value`` per ``x`` (one colour per ``color`` value, the same colour in every
+    panel), one panel per ``facet`` value in a grid of ``cols`` columns, each panel with its own x axis
+    (so a panel shows only the ``x`` values measured there). Input: tidy rows, e.g. :func:`to_long`."""
+    import plotly.express as px
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    missing = [c for c in (x, color, facet, value) if c not in long.columns]
+    if missing or long.height == 0:
+        raise EvaluationError(
+            expected_found(
+                "long table",
+                f"rows with columns {[x, color, facet, value]}",
+                f"{long.height} rows, no {missing}" if missing else "no rows",
+                "Pass to_long() output.",
+            )
+        )
+    table = long.group_by(facet, x, color, maintain_order=True).agg(
+        pl.col(value).mean().alias("mean"), pl.len().alias("rows")
+    )
+    panels = table[facet].unique(maintain_order=True).to_list()
+    groups = table[color].unique(maintain_order=True).to_list()
+    palette = px.colors.qualitative.Plotly
+    n_rows = -(-len(panels) // cols)
+    fig = make_subplots(
+        rows=n_rows,
+        cols=min(cols, len(panels)),
+        subplot_titles=[str(p) for p in panels],
+        vertical_spacing=0.5 / n_rows if n_rows > 1 else 0.2,
+        horizontal_spacing=0.06,
+    )
+    in_legend: set[str] = set()
+    for i, panel in enumerate(panels):
+        for j, group in enumerate(groups):
+            part = table.filter((pl.col(facet) == panel) & (pl.col(color) == group))
+            if part.height == 0:
+                continue
+            fig.add_trace(
+                go.Bar(
+                    x=[str(v) for v in part[x].to_list()],
+                    y=part["mean"].to_list(),
+                    name=str(group),
+                    legendgroup=str(group),
+                    marker_color=palette[j % len(palette)],
+                    showlegend=str(group) not in in_legend,
+                    customdata=part["rows"].to_list(),
+                    hovertemplate=f"%{{x}}<br>{group}: %{{y:.3f}} (mean of %{{customdata}})<extra></extra>",
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
+            in_legend.add(str(group))
+    fig.update_layout(
+        barmode="group",
+        title={"text": title} if title else None,
+        height=panel_height * n_rows + 120,
+        legend={"orientation": "h", "y": -0.12 if n_rows == 1 else -0.06},
+    )
+    fig.update_xaxes(tickangle=-35)
+    return fig
 
 
 def _check_grid(results: pl.DataFrame) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import polars as pl
+import polars.selectors as cs
 from IPython.display import Markdown, display
 
 from avexlab.data.registry import check_all
@@ -44,6 +45,7 @@ from avexlab.viz.paper import (
     PAPER_SOURCE,
     REAL_SOURCE,
     SYNTH_SOURCE,
+    faceted_bars,
     grid_data_mix,
     paper_data_mix,
     paper_headline,
@@ -101,7 +103,7 @@ if grid_results is not None:
         how="diagonal_relaxed",
     )
 headline = side_by_side(paper_headline(), ours)
-display(headline)
+display(headline.with_columns(cs.float().round(3)))
 assert headline.filter(pl.col("source") == PAPER_SOURCE).height == 7
 assert set(headline.filter(pl.col("source") == SYNTH_SOURCE)["model"]) >= {s.split(":")[0] for s in ENCODERS}
 
@@ -145,8 +147,10 @@ assert drawn == expected and len(drawn) > 0
 # %%
 mine = grid_data_mix(grid_results) if grid_results is not None else paper_data_mix().head(0).drop("source")
 data_mix = side_by_side(paper_data_mix(), mine)
-display(data_mix)
-result_bars(to_long(data_mix.drop("model")), x="mix", color="source", facet="metric", height=380).show()
+display(data_mix.with_columns(cs.float().round(3)))
+faceted_bars(
+    to_long(data_mix.drop("model")), x="mix", color="source", title="Data mix: paper vs avexlab grid"
+)
 
 # %% [markdown]
 # ## 3. The paper's real datasets

@@ -19,6 +19,7 @@ from avexlab.viz.paper import (
     SYNTH_SOURCE,
     ablation_table,
     ablation_view,
+    faceted_bars,
     grid_data_mix,
     individual_id_scores,
     individual_retrieval,
@@ -281,3 +282,23 @@ def test_real_suites_finds_complete_local_copies_and_evaluates(tmp_path: Path) -
     res = evaluate_suite("logmel:tiny", suite, root=suite.root, probe_epochs=3, methods=("retrieval",))
     table = paper_table(res)
     assert table["BEANS clf R-auc"][0] > 0.9  # three pure tones: retrieval finds each clip's kin
+
+
+def test_faceted_bars_keeps_one_colour_per_source_in_every_panel() -> None:
+    long = to_long(
+        side_by_side(paper_headline(), paper_table(_rows("enc", "c", {CLF_ACC: 0.6, IND_ACC: 0.3})))
+    )
+    fig = faceted_bars(long.drop("paradigm"), x="model", color="source", cols=3)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == sorted(set(long["metric"]), key=titles.index) and len(titles) == 6
+    colour = {}
+    for trace in fig.data:
+        assert colour.setdefault(trace.name, trace.marker.color) == trace.marker.color
+    assert len(colour) == 2 and len(set(colour.values())) == 2
+    assert sorted(t.name for t in fig.data if t.showlegend) == sorted(colour)
+    # The avexlab bar appears only in the panels it was measured in.
+    ours = [t for t in fig.data if t.name == SYNTH_SOURCE]
+    assert len(ours) == 2 and all(list(t.x) == ["enc"] for t in ours)
+    assert sorted(v for t in ours for v in t.y) == [pytest.approx(0.3), pytest.approx(0.6)]
+    with pytest.raises(EvaluationError, match="long table"):
+        faceted_bars(long.head(0), x="model", color="source")

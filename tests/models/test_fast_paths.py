@@ -176,6 +176,20 @@ def test_forward_traces_as_one_graph(padded_batch, name: str) -> None:
     torch.testing.assert_close(out.padding_mask, ref.padding_mask)
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_layers_trace_as_one_graph(padded_batch) -> None:
+    """Each BEATs layer with the FlexAttention score_mod compiles with fullgraph (what CUDA runs)."""
+    wave, mask = padded_batch
+    model = _tiny("beats").set_fast_path(attention_backend="flex", compile=False)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        ref = model(wave, mask)
+        for layer in model.encoder.layers:
+            layer.compile(fullgraph=True, dynamic=False, backend="eager")
+        out = model(wave, mask)
+    torch.testing.assert_close(out.tokens, ref.tokens, atol=1e-6, rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_compiled_layers_equal_eager(padded_batch) -> None:
     """Inductor-compiled EAT blocks (CPU C++ kernels) give the eager numbers."""

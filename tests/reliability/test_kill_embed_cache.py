@@ -61,7 +61,7 @@ CACHE_CHILD = SLOW_DISK + textwrap.dedent(
     def slow_savez(target, **arrays):
         buf = io.BytesIO()
         real_savez(buf, **arrays)
-        dribble(target, buf.getvalue())
+        dribble(target, buf.getvalue(), pause=0.02)
 
     np.savez = slow_savez
     from avexlab.evaluate.embed import extract_embeddings, resolve_encoder

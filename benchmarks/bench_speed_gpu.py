@@ -36,6 +36,7 @@ from bench_train import (
     add_ratios,
     build_avex,
     build_avexlab,
+    forward_flops,
     import_avex,
     machine,
     markdown,
@@ -84,9 +85,7 @@ def measure_embed(
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     peak = peak_flops(device)
     if peak is not None and path != "avex":
-        from avexlab.models import build_encoder
-
-        row["mfu"] = build_encoder(name, size).flops_per_clip(seconds) * row["clips_per_s"] / peak
+        row["mfu"] = forward_flops(name, size, seconds) * row["clips_per_s"] / peak
     return row
 
 

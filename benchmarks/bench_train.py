@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import platform
 import statistics
@@ -51,6 +52,14 @@ def peak_flops(device: str) -> float | None:
         return None
     name = torch.cuda.get_device_name()
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+@functools.cache
+def forward_flops(name: str, size: str, seconds: float) -> int:
+    """``Encoder.flops_per_clip(seconds)`` of ``name``/``size`` (counted once per process, on the CPU)."""
+    from avexlab.models import build_encoder
+
+    return build_encoder(name, size).flops_per_clip(seconds)
 
 
 def sync(device: str) -> None:
@@ -196,9 +205,7 @@ def measure_train(
         row["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     peak = peak_flops(device)
     if peak is not None and path != "avex":
-        from avexlab.models import build_encoder
-
-        flops = build_encoder(name, size).flops_per_clip(seconds)
+        flops = forward_flops(name, size, seconds)
         row["fwd_gflop_per_clip"] = flops / 1e9
         row["mfu"] = 3 * flops * row["clips_per_s"] / peak
     del model, step

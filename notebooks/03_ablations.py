@@ -15,7 +15,6 @@ def _():
 
     from avexlab.evaluate.report import load_results
     from avexlab.train.grids import GRID_PROFILES, grid
-    from avexlab.viz import result_bars
     from avexlab.viz.notebook import SCALES, catch_user_error, default_scale
     from avexlab.viz.paper import (
         ABLATION_FACTORS,
@@ -42,7 +41,6 @@ def _():
         load_results,
         mo,
         pl,
-        result_bars,
         tempfile,
         to_long,
     )
@@ -196,16 +194,16 @@ def _(ablation_view, factor, mo, results):
 
 
 @app.cell
-def _(detail, factor, mo, pl, result_bars, view):
+def _(detail, factor, faceted_bars, mo, pl, view):
     _method, _metric = detail.value.split(" / ")
     mo.ui.plotly(
-        result_bars(
+        faceted_bars(
             view.filter((pl.col("method") == _method) & (pl.col("metric") == _metric)),
             x=factor.value,
             color="model",
             facet="task_family",
+            errors=True,
             title=f"{detail.value} by {factor.value}",
-            height=380,
         )
     )
     return

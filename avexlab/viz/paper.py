@@ -194,12 +194,14 @@ def faceted_bars(
     facet: str = "metric",
     value: str = "value",
     cols: int = 3,
+    errors: bool = False,
     title: str | None = None,
     panel_height: int = 260,
 ) -> go.Figure:
     """Bars of the mean of ``value`` per ``x`` (one colour per ``color`` value, the same colour in every
     panel), one panel per ``facet`` value in a grid of ``cols`` columns, each panel with its own x axis
-    (so a panel shows only the ``x`` values measured there). Input: tidy rows, e.g. :func:`to_long`."""
+    (so a panel shows only the ``x`` values measured there). ``errors``: error bars of one standard
+    deviation over the rows averaged (e.g. cells and datasets). Input: tidy rows, e.g. :func:`to_long`."""
     import plotly.express as px
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -215,7 +217,9 @@ def faceted_bars(
             )
         )
     table = long.group_by(facet, x, color, maintain_order=True).agg(
-        pl.col(value).mean().alias("mean"), pl.len().alias("rows")
+        pl.col(value).mean().alias("mean"),
+        pl.col(value).std().fill_null(0.0).alias("std"),
+        pl.len().alias("rows"),
     )
     panels = table[facet].unique(maintain_order=True).to_list()
     groups = table[color].unique(maintain_order=True).to_list()
@@ -238,6 +242,7 @@ def faceted_bars(
                 go.Bar(
                     x=[str(v) for v in part[x].to_list()],
                     y=part["mean"].to_list(),
+                    error_y={"type": "data", "array": part["std"].to_list(), "visible": errors},
                     name=str(group),
                     legendgroup=str(group),
                     marker_color=palette[j % len(palette)],
@@ -253,7 +258,6 @@ def faceted_bars(
         barmode="group",
         title={"text": title} if title else None,
         height=panel_height * n_rows + 120,
-        legend={"orientation": "h", "y": -0.12 if n_rows == 1 else -0.06},
     )
     fig.update_xaxes(tickangle=-35)
     return fig

@@ -302,3 +302,15 @@ def test_faceted_bars_keeps_one_colour_per_source_in_every_panel() -> None:
     assert sorted(v for t in ours for v in t.y) == [pytest.approx(0.3), pytest.approx(0.6)]
     with pytest.raises(EvaluationError, match="long table"):
         faceted_bars(long.head(0), x="model", color="source")
+
+
+def test_faceted_bars_error_bars_are_the_spread_of_the_rows_averaged() -> None:
+    view = ablation_view(_grid(), "architecture").filter(pl.col("metric") == "accuracy")
+    fig = faceted_bars(view, x="architecture", color="model", facet="task_family", errors=True)
+    clf = next(t for t in fig.data if t.name == "trained" and "beats" in t.x and len(t.y) == 2)
+    beats = list(clf.x).index("beats")
+    # beats trained, classification accuracy: sl 0.7 / 0.5 and ssl 0.5 / 0.3 over the two datasets.
+    vals = np.array([0.7, 0.5, 0.5, 0.3])
+    assert clf.y[beats] == pytest.approx(vals.mean())
+    assert clf.error_y.array[beats] == pytest.approx(vals.std(ddof=1))
+    assert clf.error_y.visible

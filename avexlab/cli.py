@@ -133,6 +133,7 @@ def embed(
     from avexlab.evaluate.embed import extract_embeddings, resolve_encoder
 
     try:
+        root = root or manifest.parent  # manifest paths are relative to the manifest's folder by default
         enc = resolve_encoder(encoder)
         df = read_manifest(manifest, root=root)
         emb = extract_embeddings(

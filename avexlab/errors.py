@@ -28,6 +28,10 @@ class ConfigError(AvexlabError, ValueError):
     """A configuration is invalid (unknown key, wrong type, inconsistent values)."""
 
 
+class TrainingDivergedError(AvexlabError, RuntimeError):
+    """The loss or the gradients became NaN/Inf; training stopped and the last good checkpoint is kept."""
+
+
 class DataNotFoundError(AvexlabError, FileNotFoundError):
     """Data the user must provide is not where it should be; says what to put where."""
 

@@ -211,7 +211,7 @@ def build_train_data(cfg: Any) -> TrainData:
         raise DataNotFoundError(
             f"training pool: all {pool.height} clips were unreadable and skipped: {dataset.skipped_report()[:3]}."
         )
-    weights = pool_weights(dataset.manifest[dataset._rows.tolist()], d.sampling_weights)
+    weights = pool_weights(dataset.manifest[dataset.active_rows.tolist()], d.sampling_weights)
     bank = None
     n = cfg.augment.noise
     if n.enabled and n.p > 0:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from avexlab.augment import Augmenter
 from avexlab.config import RunConfig, config_hash, save_config
-from avexlab.errors import AvexlabError, CheckpointError, ConfigError
+from avexlab.errors import CheckpointError, ConfigError, TrainingDivergedError
 from avexlab.train.checkpoint import latest_checkpoint, read_checkpoint, write_atomic, write_checkpoint
 from avexlab.train.data import TrainData, build_train_data, multi_hot
 from avexlab.train.objectives import Objective, build_objective
@@ -42,10 +42,6 @@ from avexlab.train.provenance import provenance
 from avexlab.train.sampler import StepPlan, _mix
 
 __all__ = ["TrainingDivergedError", "TrainModule", "train"]
-
-
-class TrainingDivergedError(AvexlabError, RuntimeError):
-    """The loss or the gradients became NaN/Inf; the last good checkpoint is kept."""
 
 
 class TrainModule(nn.Module):

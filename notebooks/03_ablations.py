@@ -117,14 +117,16 @@ def _(Path, catch_user_error, grid, load_results, mo, profile_name, results_path
         )
         origin = f"Committed grid results: `{_committed}`."
     elif scale.value == "smoke":
-        _out = Path(tempfile.mkdtemp(prefix="avexlab-grid-smoke-"))
-        with mo.status.spinner(title="No committed results: running the smoke grid (seconds per cell) ..."):
-            _path = grid("smoke", out=_out, progress=True)
-        results = load_results(_path)
+        # A temporary folder (about 100 MB of checkpoints and caches), deleted once the table is read.
+        with (
+            tempfile.TemporaryDirectory(prefix="avexlab-grid-smoke-") as _out,
+            mo.status.spinner(title="No committed results: running the smoke grid (seconds per cell) ..."),
+        ):
+            results = load_results(grid("smoke", out=_out, progress=True))
         origin = (
             f"**No committed grid results at `{_committed}`.** {_how} Shown instead: the `smoke` grid, "
-            f"run just now in `{_out}` (a few training steps per cell: expect trained and random-init "
-            "bars to be close)."
+            "run just now in a temporary folder (a few training steps per cell: expect trained and "
+            "random-init bars to be close)."
         )
     else:
         mo.stop(

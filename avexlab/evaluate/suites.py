@@ -22,6 +22,7 @@ Per dataset of a suite (each manifest holds ``train``/``val``/``test`` rows in `
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -52,6 +53,7 @@ __all__ = [
     "evaluate_suite",
     "ood_report",
     "paper_table",
+    "stratified_subsample",
 ]
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {
@@ -223,6 +225,58 @@ def evaluate_embeddings(
     return pl.DataFrame(rows, schema=RESULT_SCHEMA)
 
 
+def stratified_subsample(manifest: pl.DataFrame, max_clips_per_split: int, seed: int = 42) -> pl.DataFrame:
+    """At most ``max_clips_per_split`` rows of each (dataset, split) of ``manifest``, label-stratified and
+    deterministic by ``seed``; row order is kept and smaller groups are kept whole.
+
+    Strata are the clip's sorted label set (``[]`` for unlabelled windows, ``a|b`` for several labels).
+    Allocation is proportional and systematic: within a stratum of size ``c`` the rows are shuffled
+    (seeded by ``seed``, dataset and split) and the ``r``-th gets the key ``(r + 0.5) / c``; the rows
+    with the smallest keys are kept (ties broken by the shuffle). Each stratum thus keeps its
+    proportional share ``c * max_clips_per_split / size`` rounded up or down (rare classes still get a
+    clip when their share is at least one half). The draw depends on the labels and clip ids, not on the paths, so test
+    sets that differ only in how they were rendered (a shift sweep) keep the same clips.
+    """
+    if max_clips_per_split < 1:
+        raise EvaluationError(
+            expected_found(
+                "max_clips_per_split",
+                "a positive number of clips (or None for every clip)",
+                repr(max_clips_per_split),
+                "Pass at least 1.",
+            )
+        )
+    if manifest.height == 0:
+        return manifest
+    keep = np.zeros(manifest.height, dtype=bool)
+    stratum = manifest["labels"].list.sort().list.join("|").fill_null("").to_numpy().astype(str)
+    groups = manifest.select(pl.col("dataset").fill_null(""), pl.col("split").fill_null("")).with_row_index(
+        "_row"
+    )
+    for (dataset, split), g in groups.group_by(["dataset", "split"], maintain_order=True):
+        idx = g["_row"].to_numpy()
+        if idx.size <= max_clips_per_split:
+            keep[idx] = True
+            continue
+        tag = zlib.crc32(f"{dataset}/{split}".encode())
+        rng = np.random.default_rng([int(seed), tag])
+        # Order rows by clip id first so the draw does not depend on the manifest's row order.
+        ids = manifest["clip_id"].gather(idx).to_numpy().astype(str)
+        idx = idx[np.argsort(ids, kind="stable")]
+        shuffled = idx[rng.permutation(idx.size)]
+        strata = stratum[shuffled]
+        _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+        # rank of each row within its stratum, in shuffled order
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(idx.size, dtype=np.int64)
+        rank[order] = np.arange(idx.size) - np.repeat(starts, counts)
+        key = (rank + 0.5) / counts[inverse]
+        chosen = np.lexsort((np.arange(idx.size), key))[:max_clips_per_split]
+        keep[shuffled[chosen]] = True
+    return manifest.filter(pl.Series(keep))
+
+
 def _suite_from_path(path: Path, task_family: str | None, multi_label: bool | None) -> SuiteLike:
     from dataclasses import dataclass
 
@@ -273,6 +327,7 @@ def evaluate_suite(
     encoder_name: str | None = None,
     task_family: str | None = None,
     progress: bool = False,
+    max_clips_per_split: int | None = None,
 ) -> pl.DataFrame:
     """Evaluate an encoder or precomputed embeddings on every dataset of ``suite``.
 
@@ -286,6 +341,9 @@ def evaluate_suite(
         layers, pooling, batch_size, device, cache_dir: passed to :func:`extract_embeddings`.
         methods, probe, probe_epochs, seed: see :func:`evaluate_embeddings`.
         encoder_name: the ``encoder`` column (default: the architecture name or the file's stem).
+        max_clips_per_split: evaluate at most this many clips of each split of each dataset, a
+            label-stratified draw seeded by ``seed`` (:func:`stratified_subsample`); the ``n`` column
+            then counts the subset. ``None`` (default): every clip.
 
     Returns:
         The tidy results table (:data:`RESULT_SCHEMA`).
@@ -301,6 +359,8 @@ def evaluate_suite(
             source = resolve_encoder(str(source))
     frames = []
     for dataset, manifest in suite.manifests.items():
+        if max_clips_per_split is not None:
+            manifest = stratified_subsample(manifest, max_clips_per_split, seed)
         if isinstance(source, Embeddings):
             emb = align_embeddings(source, manifest)
         else:

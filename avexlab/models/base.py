@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from avexlab.errors import ConfigError, expected_found
+
 Pooling = Literal["mean", "max", "cls"]
 
 
@@ -54,6 +56,21 @@ def masked_pool(x: Tensor, padding_mask: Tensor | None, pooling: Literal["mean",
         return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
     neg = torch.finfo(x.dtype).min
     return x.masked_fill(padding_mask.unsqueeze(-1), neg).amax(dim=1)
+
+
+def check_config_keys(arch: str, cfg: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Raise ConfigError unless ``cfg`` has exactly the keys of ``expected`` (an architecture's base preset)."""
+    unknown = sorted(set(cfg) - set(expected))
+    missing = sorted(set(expected) - set(cfg))
+    if unknown or missing:
+        raise ConfigError(
+            expected_found(
+                f"{arch} config",
+                f"exactly the keys {sorted(expected)}",
+                f"unknown {unknown}, missing {missing}",
+                f"Start from a preset: build_encoder({arch.lower()!r}, size=..., **overrides).",
+            )
+        )
 
 
 class Encoder(nn.Module):

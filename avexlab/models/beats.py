@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from avexlab.audio.fbank import KaldiFbank
 from avexlab.errors import CheckpointError, ConfigError, expected_found
 
-from .base import Encoder, EncoderOutput
+from .base import Encoder, EncoderOutput, check_config_keys
 from .checkpoints import load_strict
 from .registry import register_encoder
 
@@ -528,17 +528,7 @@ class BEATs(Encoder):
 
     def __init__(self, **cfg: Any) -> None:
         super().__init__()
-        unknown = sorted(set(cfg) - set(_BASE))
-        missing = sorted(set(_BASE) - set(cfg))
-        if unknown or missing:
-            raise ConfigError(
-                expected_found(
-                    "BEATs config",
-                    f"exactly the keys {sorted(_BASE)}",
-                    f"unknown {unknown}, missing {missing}",
-                    "Start from a preset: build_encoder('beats', size=..., **overrides).",
-                )
-            )
+        check_config_keys("BEATs", cfg, _BASE)
         self.config = dict(cfg)
         self.sample_rate = int(cfg["sample_rate"])
         self.embed_dim = int(cfg["encoder_embed_dim"])

@@ -6,26 +6,36 @@ app = marimo.App(width="medium", app_title="avexlab: out of distribution")
 
 @app.cell
 def _():
+    import os
+    from pathlib import Path
+
     import marimo as mo
     import polars as pl
 
+    from avexlab.evaluate.embed import resolve_encoder
     from avexlab.evaluate.suites import evaluate_suite, ood_report
+    from avexlab.evaluate.sweeps import evaluate_shift_sweep, sweep_ood_report
     from avexlab.synth import SWEEP_KNOBS, render_shift_sweep, render_world
     from avexlab.viz import result_bars, result_lines
     from avexlab.viz.notebook import SCALES, default_scale, world_preset
 
     return (
+        Path,
         SCALES,
         SWEEP_KNOBS,
         default_scale,
+        evaluate_shift_sweep,
         evaluate_suite,
         mo,
         ood_report,
+        os,
         pl,
         render_shift_sweep,
         render_world,
+        resolve_encoder,
         result_bars,
         result_lines,
+        sweep_ood_report,
         world_preset,
     )
 
@@ -62,28 +72,62 @@ def _(SCALES, SWEEP_KNOBS, default_scale, mo):
 
 
 @app.cell
-def _(encoders, scale):
+def _(Path, encoders, mo, os, resolve_encoder, scale):
     specs = [s.strip() for s in encoders.value.split(",") if s.strip()]
+    # Each spec resolved once: the same weights for every suite and knob value.
+    models = {_spec: resolve_encoder(_spec) for _spec in specs}
     # Probe epochs per scale (the paper's recipe at paper scale), and knob values swept per knob.
     probe_epochs = {"smoke": 5, "workshop": 15, "paper": 30}[scale.value]
+    # Clips evaluated per split of each dataset (a seeded, label-stratified draw; None = every clip).
+    # At workshop scale 96 keeps every test clip of these suites (40 per focal dataset, 96 soundscape
+    # windows) and trims the larger train/val splits, so the notebook finishes in minutes on 2 CPU cores.
+    max_clips = {"smoke": None, "workshop": 96, "paper": None}[scale.value]
+    # Embeddings are cached per encoder and manifest in the user's cache: reruns skip the encoder.
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avexlab" / "embeddings"
     sweep_values = {
         "snr_db": [-10.0, 5.0, 20.0],
         "overlap": [0.0, 0.5, 1.0],
         "rt60_s": [0.2, 1.0, 2.5],
         "distance_m": [5.0, 20.0, 80.0],
     }
-    return probe_epochs, specs, sweep_values
+    mo.md(
+        "**Evaluated subset:** every clip of each split."
+        if max_clips is None
+        else f"**Evaluated subset:** at most **{max_clips} clips per split** (train, val, test) of each "
+        "dataset, drawn label-stratified with seed 42, the same clips at every knob value: probes "
+        "train on fewer clips than the full suites (`avexlab evaluate` or the `paper` scale use all of "
+        "them), so scores are not comparable to full-suite numbers. The `n` column counts the test clips "
+        "scored."
+    )
+    return cache_dir, max_clips, models, probe_epochs, sweep_values
 
 
 @app.cell
-def _(evaluate_suite, mo, pl, probe_epochs, render_world, scale, seed, specs, world_preset):
+def _(
+    cache_dir,
+    evaluate_suite,
+    max_clips,
+    mo,
+    models,
+    pl,
+    probe_epochs,
+    render_world,
+    scale,
+    seed,
+    world_preset,
+):
     world = render_world(world_preset(scale.value), seed.value)
-    _jobs = [(_spec, _suite) for _spec in specs for _suite in ("syn-beans-clf", "syn-birdset")]
+    _jobs = [(_spec, _suite) for _spec in models for _suite in ("syn-beans-clf", "syn-birdset")]
     _frames = []
     for _spec, _suite in mo.status.progress_bar(_jobs, title="Evaluating focal and soundscape suites"):
         _frames.append(
             evaluate_suite(
-                _spec, world.suites[_suite], probe_epochs=probe_epochs, seed=42, cache_dir=".cache/embeddings"
+                models[_spec],
+                world.suites[_suite],
+                probe_epochs=probe_epochs,
+                seed=42,
+                cache_dir=cache_dir,
+                max_clips_per_split=max_clips,
             )
         )
     results = pl.concat(_frames)
@@ -120,47 +164,62 @@ def _(mo):
     mo.md(r"""
     ## Gap curves over a shift knob
 
-    The detection suite (`syn-beans-det`): probes train on the base world's soundscapes; the test
-    soundscapes are re-rendered at each knob value. Curves falling with the knob show what the encoder is
-    sensitive to.
+    The detection suite (`syn-beans-det`) rendered with one knob set to each value (same calls, same
+    background); probes train and test at that value. Curves falling with the knob show what the encoder
+    is sensitive to; the table gives the focal -> soundscape gap at each value (focal = `syn-beans-clf`).
     """)
     return
 
 
 @app.cell
 def _(
-    evaluate_suite,
+    cache_dir,
+    evaluate_shift_sweep,
     knob,
+    max_clips,
     mo,
+    models,
     pl,
     probe_epochs,
     render_shift_sweep,
     scale,
     seed,
-    specs,
     sweep_values,
     world_preset,
 ):
-    _values = sweep_values[knob.value]
-    sweep = render_shift_sweep(world_preset(scale.value), seed.value, knob.value, _values)
-    _jobs = [(_spec, _v) for _spec in specs for _v in _values]
-    _frames = []
-    for _spec, _v in mo.status.progress_bar(_jobs, title=f"Evaluating the {knob.value} sweep"):
-        _frames.append(
-            evaluate_suite(
-                _spec, sweep.suites[_v], probe_epochs=probe_epochs, seed=42, cache_dir=".cache/embeddings"
-            ).with_columns(pl.lit(knob.value).alias("knob"), pl.lit(_v).alias("knob_value"))
-        )
-    sweep_results = pl.concat(_frames)
+    sweep = render_shift_sweep(world_preset(scale.value), seed.value, knob.value, sweep_values[knob.value])
+    sweep_results = pl.concat(
+        [
+            evaluate_shift_sweep(
+                models[_spec],
+                sweep,
+                probe_epochs=probe_epochs,
+                seed=42,
+                cache_dir=cache_dir,
+                max_clips_per_split=max_clips,
+            )
+            for _spec in mo.status.progress_bar(list(models), title=f"Evaluating the {knob.value} sweep")
+        ]
+    )
     return (sweep_results,)
 
 
 @app.cell
-def _(knob, mo, result_lines, sweep_results):
-    mo.ui.plotly(
-        result_lines(
-            sweep_results, x="knob_value", color="encoder", facet="metric", title=f"Scores vs {knob.value}"
-        )
+def _(knob, mo, result_lines, results, sweep_ood_report, sweep_results):
+    mo.vstack(
+        [
+            mo.ui.plotly(
+                result_lines(
+                    sweep_results,
+                    x="knob_value",
+                    color="encoder",
+                    facet="metric",
+                    title=f"Scores vs {knob.value}",
+                )
+            ),
+            mo.md(f"Gap to focal at each `{knob.value}` value (`gap = soundscape - focal`)."),
+            mo.ui.table(sweep_ood_report(results, sweep_results), selection=None),
+        ]
     )
     return
 

@@ -43,8 +43,10 @@ def evaluate_shift_sweep(
             in ``suites``).
         **evaluate_suite_kwargs: passed to :func:`~avexlab.evaluate.suites.evaluate_suite` for every
             value (``probe_epochs``, ``seed``, ``cache_dir``, ``max_clips_per_split``, ...). With
-            ``max_clips_per_split`` every value keeps the same clips (the draw depends on labels and
-            clip ids, not on how the audio was rendered).
+            ``max_clips_per_split`` the values keep the same clips wherever their labels agree (the draw
+            depends on labels and clip ids, not on how the audio was rendered): always for ``snr_db``,
+            ``rt60_s`` and ``distance_m``; ``overlap`` moves onsets, so window labels and picks may
+            differ.
 
     Returns:
         :data:`SWEEP_SCHEMA`: the results table plus ``knob`` and ``knob_value``.

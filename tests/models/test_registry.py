@@ -17,13 +17,6 @@ TRANSFORMERS = {"beats", "eat"}
 SR = 16000
 
 
-def _skip_slow(name: str, size: str) -> None:
-    if name in TRANSFORMERS and size == "base" and not torch.cuda.is_available():
-        pytest.skip(
-            f"{name} base (~90 M parameters) is too slow for the CPU test budget; tiny and small run."
-        )
-
-
 def aligned_samples(name: str, frames_multiple: int = 16, patches: int = 6) -> int:
     """A clip length that is a whole number of the encoder's time units: for the transformers, a Kaldi
     fbank (25 ms window, 10 ms shift, no edge padding) with ``patches`` x 16 frames; for the mel encoders,
@@ -42,7 +35,6 @@ def built(name: str, size: str) -> Encoder:
 
 @pytest.mark.parametrize(("name", "size"), ENCODERS)
 def test_padded_batch_equals_clips_alone_for_every_layer_and_pooling(name, size):
-    _skip_slow(name, size)
     enc = built(name, size)
     n = aligned_samples(name)
     lengths = [n, n + 7 * 1600 + 123, n + 16000]

@@ -217,7 +217,11 @@ def _(knob, mo, result_lines, results, sweep_ood_report, sweep_results):
                     title=f"Scores vs {knob.value}",
                 )
             ),
-            mo.md(f"Gap to focal at each `{knob.value}` value (`gap = soundscape - focal`)."),
+            mo.md(
+                f"Gap to focal at each `{knob.value}` value (`gap = soundscape - focal`). Focal is "
+                "`syn-beans-clf`, another task with other classes: read how the gap moves along the "
+                "knob, not its level."
+            ),
             mo.ui.table(sweep_ood_report(results, sweep_results), selection=None),
         ]
     )

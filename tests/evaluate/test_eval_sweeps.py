@@ -205,7 +205,7 @@ def test_sweep_ood_report_gives_the_gap_to_focal_at_each_knob_value():
     s = res.filter(pl.col("metric") == "roc_auc").sort("knob_value")["value"].to_list()
     np.testing.assert_allclose(roc["focal"].to_numpy(), [f] * 3, rtol=0, atol=1e-12)
     np.testing.assert_allclose(roc["gap"].to_numpy(), np.asarray(s) - f, rtol=0, atol=1e-12)
-    # ood_report alone keys the same gaps by knob when both domains carry the columns
+    # ood_report alone finds no gap here: the sweep rows are soundscape only (hence sweep_ood_report)
     assert ood_report(res).height == 0  # soundscape only: no focal rows, no gap
 
 

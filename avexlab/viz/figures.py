@@ -341,10 +341,11 @@ def result_bars(
     groups = table[color].unique(maintain_order=True).to_list() if color else [None]
     for p, panel in enumerate(panels):
         sub = table.filter(pl.col(facet) == panel) if facet else table
-        for g in groups:
+        for gi, g in enumerate(groups):
             part = sub.filter(pl.col(color) == g) if color else sub
             fig.add_trace(
                 go.Bar(
+                    marker_color=_group_color(gi),
                     x=[str(v) for v in part[x].to_list()],
                     y=part["mean"].to_list(),
                     error_y={"type": "data", "array": part["std"].to_list()},
@@ -354,12 +355,14 @@ def result_bars(
                     customdata=part["runs"].to_list(),
                     hovertemplate="%{x}: %{y:.3f} (%{customdata} runs)",
                 ),
-                row=1,
-                col=p + 1,
+                row=p // _MAX_COLS + 1,
+                col=p % _MAX_COLS + 1,
             )
         if facet:
             fig.layout.annotations[p].text = f"{facet} = {panel}"
-    fig.update_layout(barmode="group", title={"text": title} if title else None, height=height)
+    fig.update_layout(
+        barmode="group", title={"text": title} if title else None, height=height * _rows(len(panels))
+    )
     fig.update_yaxes(title_text=value, col=1)
     return fig
 
@@ -384,10 +387,11 @@ def result_lines(
     groups = table[color].unique(maintain_order=True).to_list()
     for p, panel in enumerate(panels):
         sub = table.filter(pl.col(facet) == panel) if facet else table
-        for g in groups:
+        for gi, g in enumerate(groups):
             part = sub.filter(pl.col(color) == g)
             fig.add_trace(
                 go.Scatter(
+                    line_color=_group_color(gi),
                     x=part[x].to_list(),
                     y=part["mean"].to_list(),
                     error_y={"type": "data", "array": part["std"].to_list()},
@@ -396,18 +400,40 @@ def result_lines(
                     legendgroup=str(g),
                     showlegend=p == 0,
                 ),
-                row=1,
-                col=p + 1,
+                row=p // _MAX_COLS + 1,
+                col=p % _MAX_COLS + 1,
             )
         if facet:
             fig.layout.annotations[p].text = f"{facet} = {panel}"
-    fig.update_layout(title={"text": title} if title else None, height=height)
+    fig.update_layout(title={"text": title} if title else None, height=height * _rows(len(panels)))
     fig.update_xaxes(title_text=x)
     fig.update_yaxes(title_text=value, col=1)
     return fig
 
 
+_MAX_COLS = 4  # facet panels per row; more panels wrap onto further rows
+
+
+def _rows(n: int) -> int:
+    return -(-n // _MAX_COLS)
+
+
+def _group_color(i: int) -> str:
+    """The i-th colour of plotly's default palette: one group keeps one colour in every panel."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return palette[i % len(palette)]
+
+
 def _panels(n: int, titled: bool) -> go.Figure:
     from plotly.subplots import make_subplots
 
-    return make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=[" "] * n if titled else None)
+    rows, cols = _rows(n), min(n, _MAX_COLS)
+    return make_subplots(
+        rows=rows,
+        cols=cols,
+        shared_yaxes=True,
+        subplot_titles=[" "] * (rows * cols) if titled else None,
+        vertical_spacing=0.5 / rows if rows > 1 else None,
+    )

@@ -154,3 +154,26 @@ def test_result_plots_facets_and_metric_guard() -> None:
         result_bars(mixed)
     with pytest.raises(EvaluationError, match="columns"):
         result_bars(res, x="nope")
+
+
+def test_a_group_keeps_its_colour_in_every_panel_and_many_panels_wrap() -> None:
+    res = pl.concat(
+        [_results().with_columns(metric=pl.lit(f"m{i}"), value=pl.col("value") + i) for i in range(6)]
+    )
+    fig = result_bars(
+        res.rename({"metric": "panel"}).with_columns(metric=pl.lit("x")),
+        x="encoder",
+        color="domain",
+        facet="panel",
+    )
+    colours: dict[str, set[str]] = {}
+    for trace in fig.data:
+        colours.setdefault(trace.name, set()).add(trace.marker.color)
+    assert set(colours) == {"focal", "soundscape"}
+    assert all(len(c) == 1 for c in colours.values())
+    assert colours["focal"] != colours["soundscape"]
+    # six panels wrap onto two rows of four: every trace sits on the axis of its own panel
+    assert [a.text for a in fig.layout.annotations][:6] == [f"panel = m{i}" for i in range(6)]
+    assert {t.yaxis for t in fig.data[8:12]} <= {"y5", "y6"}
+    lines = result_lines(res.filter(pl.col("metric") == "m0"), x="snr_db", color="encoder", facet="domain")
+    assert lines.data[0].line.color == lines.data[2].line.color != lines.data[1].line.color

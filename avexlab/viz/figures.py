@@ -339,10 +339,13 @@ def result_bars(
     panels = table[facet].unique(maintain_order=True).to_list() if facet else [None]
     fig = _panels(len(panels), titled=facet is not None)
     groups = table[color].unique(maintain_order=True).to_list() if color else [None]
+    shown: set[object] = set()  # each group in the legend once, from the first panel that has it
     for p, panel in enumerate(panels):
         sub = table.filter(pl.col(facet) == panel) if facet else table
         for gi, g in enumerate(groups):
             part = sub.filter(pl.col(color) == g) if color else sub
+            legend = color is not None and part.height > 0 and g not in shown
+            shown.update([g] if legend else [])
             fig.add_trace(
                 go.Bar(
                     marker_color=_group_color(gi),
@@ -351,7 +354,7 @@ def result_bars(
                     error_y={"type": "data", "array": part["std"].to_list()},
                     name=str(g) if color else value,
                     legendgroup=str(g),
-                    showlegend=p == 0 and color is not None,
+                    showlegend=legend,
                     customdata=part["runs"].to_list(),
                     hovertemplate="%{x}: %{y:.3f} (%{customdata} runs)",
                 ),
@@ -385,10 +388,13 @@ def result_lines(
     panels = table[facet].unique(maintain_order=True).to_list() if facet else [None]
     fig = _panels(len(panels), titled=facet is not None)
     groups = table[color].unique(maintain_order=True).to_list()
+    shown: set[object] = set()
     for p, panel in enumerate(panels):
         sub = table.filter(pl.col(facet) == panel) if facet else table
         for gi, g in enumerate(groups):
             part = sub.filter(pl.col(color) == g)
+            legend = part.height > 0 and g not in shown
+            shown.update([g] if legend else [])
             fig.add_trace(
                 go.Scatter(
                     line_color=_group_color(gi),
@@ -398,7 +404,7 @@ def result_lines(
                     mode="lines+markers",
                     name=str(g),
                     legendgroup=str(g),
-                    showlegend=p == 0,
+                    showlegend=legend,
                 ),
                 row=p // _MAX_COLS + 1,
                 col=p % _MAX_COLS + 1,

@@ -177,3 +177,16 @@ def test_a_group_keeps_its_colour_in_every_panel_and_many_panels_wrap() -> None:
     assert {t.yaxis for t in fig.data[8:12]} <= {"y5", "y6"}
     lines = result_lines(res.filter(pl.col("metric") == "m0"), x="snr_db", color="encoder", facet="domain")
     assert lines.data[0].line.color == lines.data[2].line.color != lines.data[1].line.color
+
+
+def test_legend_lists_a_group_missing_from_the_first_panel() -> None:
+    res = _results().filter(pl.col("snr_db") == 5.0)
+    # panel "a" has only focal rows; soundscape first appears in panel "b"
+    res = pl.concat(
+        [
+            res.filter(pl.col("domain") == "focal").with_columns(panel=pl.lit("a")),
+            res.with_columns(panel=pl.lit("b")),
+        ]
+    )
+    fig = result_bars(res, x="encoder", color="domain", facet="panel")
+    assert sorted(t.name for t in fig.data if t.showlegend) == ["focal", "soundscape"]

@@ -765,9 +765,10 @@ def render_world(
 
 @dataclass(frozen=True)
 class ShiftSweep:
-    """Test sets that differ only in one knob. ``suites[value]`` is a detection suite (the base world's
-    ``syn-det-forest`` train/val, and the test soundscapes rendered with ``knob=value``); ``events[value]``
-    the test events (identical calls for every value; only onsets move for ``overlap``)."""
+    """Detection suites that differ only in one knob. ``suites[value]`` is ``syn-det-forest`` with every split
+    (train, val and test) rendered with ``knob=value`` (their paths carry ``?knob=value``), so a probe trains
+    and tests under the same condition; ``events[value]`` the events (identical calls for every value; only
+    onsets move for ``overlap``)."""
 
     knob: str
     values: tuple[float, ...]

@@ -16,6 +16,7 @@ is always a real one (identical whenever any epoch scores above 0).
 
 from __future__ import annotations
 
+import abc
 import copy
 import math
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ def _as_features(x: ArrayLike | torch.Tensor, name: str) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-class _Probe:
+class _Probe(abc.ABC):
     """Shared training loop; subclasses build the module in :meth:`_build`."""
 
     def __init__(
@@ -77,8 +78,9 @@ class _Probe:
         self.random_state = random_state
 
     # ----------------------------------------------------------------- hooks
-    def _build(self, d_in: int, d_out: int) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _build(self, d_in: int, d_out: int) -> nn.Module:
+        """The probe network mapping ``[N, d_in]`` embeddings to ``[N, d_out]`` logits."""
 
     # ----------------------------------------------------------------- labels
     def _encode_targets(self, y: Any, fitting: bool) -> np.ndarray:

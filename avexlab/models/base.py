@@ -6,6 +6,7 @@ An encoder takes raw waveforms ``[B, T]`` float32 at ``sample_rate`` Hz (plus an
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -73,7 +74,7 @@ def check_config_keys(arch: str, cfg: dict[str, Any], expected: dict[str, Any]) 
         )
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, abc.ABC):
     """Base class: subclasses set ``name``, build their modules in ``__init__`` from keyword config, and
     implement ``forward``. ``config`` must hold every keyword needed to rebuild the same architecture."""
 
@@ -87,8 +88,9 @@ class Encoder(nn.Module):
         self.embed_dim: int = 0
         self.num_layers: int = 0
 
-    def forward(self, wave: Tensor, padding_mask: Tensor | None = None) -> EncoderOutput:  # pragma: no cover
-        raise NotImplementedError  # abstract
+    @abc.abstractmethod
+    def forward(self, wave: Tensor, padding_mask: Tensor | None = None) -> EncoderOutput:
+        """``wave [B, T]`` float32 at ``sample_rate`` Hz (+ padding mask ``[B, T]``, True = pad)."""
 
     @torch.no_grad()
     def embed(

@@ -16,6 +16,7 @@ trained and checkpointed with the encoder. SSL objectives use the transformer ho
 
 from __future__ import annotations
 
+import abc
 import copy
 import itertools
 import math
@@ -42,12 +43,13 @@ __all__ = [
 ]
 
 
-class Objective(nn.Module):
+class Objective(nn.Module, abc.ABC):
     """Base class. ``loss`` returns a scalar loss and detached 0-d logs; ``after_step`` runs after each
     optimiser step (EMA updates); ``head_modules`` are the parts trained while the backbone is frozen."""
 
+    @abc.abstractmethod
     def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        raise NotImplementedError  # pragma: no cover
+        """Scalar loss and detached 0-d logs for one batch."""
 
     def after_step(self, encoder: nn.Module, step: int, total_steps: int) -> dict[str, float]:
         return {}

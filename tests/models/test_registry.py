@@ -176,3 +176,11 @@ def test_package_import_is_lazy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "load_encoder" in done.stdout and "EncoderOutput" in done.stdout
+
+
+def test_an_encoder_without_forward_cannot_be_built():
+    class NoForward(Encoder):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoForward()

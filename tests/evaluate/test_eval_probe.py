@@ -97,3 +97,32 @@ def test_label_space_and_feature_errors() -> None:
         LinearProbe().predict(x)
     with pytest.raises(EvaluationError, match="n_classes"):
         LinearProbe(epochs=1, n_classes=7).fit(x, y)
+
+
+def test_min_steps_lengthens_small_training_sets_only() -> None:
+    x, y = _data(3, n=600)
+    small = LinearProbe(epochs=30, min_steps=500).fit(x[:40], y[:40], x[500:], y[500:])
+    assert small.epochs_ == 250  # 40 clips = 2 steps per epoch -> 250 epochs for 500 steps
+    assert len(small.history_) == 250
+    big = LinearProbe(epochs=30, min_steps=500, random_state=1).fit(x[:544], y[:544])  # 17 steps/epoch
+    ref = LinearProbe(epochs=30, random_state=1).fit(x[:544], y[:544])
+    assert big.epochs_ == ref.epochs_ == 30
+    np.testing.assert_array_equal(big.decision_function(x), ref.decision_function(x))
+    with pytest.raises(EvaluationError, match="min_steps"):
+        LinearProbe(min_steps=-1).fit(x, y)
+
+
+def test_standardized_probe_does_not_depend_on_feature_scale() -> None:
+    # A raw probe at lr 1e-3 barely moves on features of scale 1e-3 (it measures scale, not content); the
+    # standardised probe gives the same predictions whatever the per-dimension scale.
+    x, y = _data(4)
+    scale = np.geomspace(1e-4, 1e-2, x.shape[1]).astype(np.float32)
+    kw = dict(epochs=20, min_steps=500, random_state=0)
+    raw_small = LinearProbe(**kw).fit(x[:160] * scale, y[:160], x[160:200] * scale, y[160:200])
+    std = LinearProbe(**kw, standardize=True).fit(x[:160], y[:160], x[160:200], y[160:200])
+    std_small = LinearProbe(**kw, standardize=True).fit(
+        x[:160] * scale, y[:160], x[160:200] * scale, y[160:200]
+    )
+    np.testing.assert_array_equal(std.predict(x[200:]), std_small.predict(x[200:] * scale))
+    assert std_small.score(x[200:] * scale, y[200:]) > 0.8
+    assert raw_small.score(x[200:] * scale, y[200:]) < 0.5

@@ -256,3 +256,30 @@ def test_evaluate_encoder_on_a_rendered_world(tmp_path):
     assert ood_report(res).filter(pl.col("metric") == "roc_auc").height == 1
     with pytest.raises(DataNotFoundError, match="syn-nope"):
         evaluate_encoder_on_world("logmel:tiny", world_dir, suites=["syn-nope"])
+
+
+def test_probe_recipe_is_applied_and_recorded():
+    from avexlab.evaluate.probe import LinearProbe
+    from avexlab.evaluate.suites import PROBE_RECIPES
+
+    df = _rows("birds", 80, lambda i: [f"sp{i % 3}"])
+    suite = ToySuite("syn-beans-clf", "classification", False, {"birds": df})
+    emb = _embeddings([df])
+    split = df["split"].to_numpy()
+    y = np.array([r[0] for r in df["labels"].to_list()])
+    x = emb.array()
+    for recipe, kw in PROBE_RECIPES.items():
+        res = evaluate_suite(emb, suite, probe_epochs=4, probe_recipe=recipe)
+        probe_rows = res.filter(pl.col("method") == "probe")
+        assert set(probe_rows["probe_recipe"]) == {recipe}
+        assert (
+            res.filter(pl.col("method") != "probe")["probe_recipe"].null_count()
+            == res.height - probe_rows.height
+        )
+        direct = LinearProbe(epochs=4, random_state=42, **kw).fit(
+            x[split == "train"], y[split == "train"], x[split == "val"], y[split == "val"]
+        )
+        acc = probe_rows.filter(pl.col("metric") == "accuracy")["value"].item()
+        assert acc == pytest.approx(direct.score(x[split == "test"], y[split == "test"]), abs=1e-12)
+    with pytest.raises(EvaluationError, match="probe_recipe"):
+        evaluate_suite(emb, suite, probe_recipe="converged")

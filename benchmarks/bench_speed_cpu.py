@@ -10,9 +10,9 @@ the figure is the median seconds per batch over all rounds. Paths:
 - ``avexlab-bf16w``: BEATs/EAT with bf16 weights (``set_fast_path(weights_dtype=torch.bfloat16)``, fbank
   still float32): no per-call weight casts;
 - ``avexlab-chlast``: EfficientNet in channels_last, fp32;
-- ``avexlab-fast``: the CPU fast path chosen before measuring: BEATs/EAT = ``avexlab-bf16w``,
-  EfficientNet = fp32 NCHW (= eager; channels_last and bf16 lose on CPU) (+ ``--compile``: compiled
-  layers);
+- ``avexlab-fast``: the CPU fast path: BEATs/EAT = ``avexlab-bf16w``, EfficientNet =
+  ``set_fast_path()`` (fp32, every BatchNorm folded into its convolution, channels_last; bf16 and
+  channels_last alone lose on CPU) (+ ``--compile``: compiled layers / stages);
 - ``avex``: ``avex.models.beats_model.Model`` / ``avex.models.efficientnet.Model(pretrained=False)``
   in fp32, as avex runs by default (the baseline of ``x avex``).
 
@@ -49,12 +49,16 @@ def embedder(
             return out.mean(dim=1) if out.dim() == 3 else out.mean(dim=(2, 3))
 
         return run_avex
-    enc = build_avexlab(name, size, device, fast=path == "avexlab-chlast").eval()  # channels_last
-    transformer = hasattr(enc, "set_fast_path")
+    enc = build_avexlab(name, size, device, fast=False).eval()
+    if path == "avexlab-chlast":
+        enc.set_fast_path(fold_batchnorm=False, channels_last=True, compile=False)
+    transformer = name in ("beats", "eat")
     if transformer and path in ("avexlab-bf16w", "avexlab-fast"):
         enc.set_fast_path(compile=False, weights_dtype=torch.bfloat16)
     if transformer and path == "avexlab-fast" and compile_layers:
         enc.set_fast_path(compile=True)
+    if name == "efficientnet" and path == "avexlab-fast":
+        enc.set_fast_path(compile=compile_layers)  # BatchNorm folded into the convs, channels_last
     bf16 = path == "avexlab-bf16"
 
     def run(wave: Tensor) -> Tensor:

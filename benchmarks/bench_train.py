@@ -87,16 +87,20 @@ def build_avexlab(
     name: str, size: str, device: str, fast: bool, attention_backend: str = "auto"
 ) -> nn.Module:
     """avexlab encoder with random weights (seed 0): eager fp32 baseline (SDPA, no compile) or the fast
-    path (``set_fast_path(attention_backend=...)``: compiled layers on CUDA; EfficientNet channels_last)."""
+    path (``set_fast_path(attention_backend=...)``: compiled layers on CUDA; EfficientNet channels_last with
+    its BatchNorms folded in eval mode, not compiled)."""
     from avexlab.models import build_encoder
 
     torch.manual_seed(0)
     overrides = {"channels_last": True} if (fast and name == "efficientnet") else {}
     enc = build_encoder(name, size, **overrides).to(device)
-    if fast and hasattr(enc, "set_fast_path"):
+    if name == "efficientnet":
+        if fast:  # BatchNorm folded in eval (training is unaffected), channels_last, not compiled
+            enc.set_fast_path(compile=False)
+    elif fast:
         kwargs = {"attention_backend": attention_backend} if name == "beats" else {}
         enc.set_fast_path(**kwargs)  # compile: auto (on CUDA only)
-    elif hasattr(enc, "set_fast_path"):
+    else:
         kwargs = {"attention_backend": "sdpa"} if name == "beats" else {}
         enc.set_fast_path(compile=False, **kwargs)
     return enc

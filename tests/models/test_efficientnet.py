@@ -196,3 +196,38 @@ def test_bf16_autocast_stays_within_bf16_tolerance_of_fp32():
     assert low.dtype == torch.bfloat16
     rel = (low.float() - ref).norm() / ref.norm()
     assert 0 < rel < 3e-2  # bf16 keeps 8 bits of mantissa; nine stages of rounding stay within a few %
+
+
+def test_fast_path_folds_batchnorm_in_eval_only_and_never_goes_stale():
+    torch.manual_seed(11)
+    ref = build_encoder("efficientnet", "tiny").eval()
+    _randomise_batchnorm(ref, 5)
+    fast = build_encoder("efficientnet", "tiny").eval()
+    load_strict(fast, ref.state_dict(), "ref")
+    fast.set_fast_path()
+    assert fast.channels_last and all(
+        m.fold_batchnorm for m in fast.modules() if type(m).__name__ == "ConvBN"
+    )
+    assert fast.state_dict().keys() == ref.state_dict().keys()
+    lengths = [12000, 16000]
+    mask = torch.arange(16000)[None, :] >= torch.tensor(lengths)[:, None]
+    wave = torch.randn(2, 16000, generator=torch.Generator().manual_seed(2)).masked_fill(mask, 0.0)
+    for m in (None, mask):  # padded batches too: the fold happens before the masks are applied
+        a, b = ref(wave, m), fast(wave, m)
+        for ha, hb in zip(a.hidden_states, b.hidden_states, strict=True):
+            torch.testing.assert_close(hb, ha, atol=1e-5, rtol=1e-5)
+    # The fold is computed from the current parameters: new weights are used at once.
+    _randomise_batchnorm(ref, 6)
+    load_strict(fast, ref.state_dict(), "ref")
+    torch.testing.assert_close(fast.embed(wave), ref.embed(wave), atol=1e-5, rtol=1e-5)
+    # Training mode runs Conv -> BN with batch statistics, exactly as without the fast path.
+    before = ref.features[0][1].running_mean.clone()
+    ref.train()
+    fast.train()
+    torch.manual_seed(0)
+    out_ref = ref(wave).tokens
+    torch.manual_seed(0)
+    out_fast = fast(wave).tokens
+    torch.testing.assert_close(out_fast, out_ref, atol=1e-5, rtol=1e-5)
+    assert not torch.equal(fast.features[0][1].running_mean, before)  # batch statistics were used
+    torch.testing.assert_close(fast.features[0][1].running_mean, ref.features[0][1].running_mean)

@@ -159,13 +159,25 @@ def evaluate(
         "results/results.parquet"
     ),
     device: Annotated[str, typer.Option(help="cpu, cuda ...")] = "cpu",
+    probe_recipe: Annotated[
+        str,
+        typer.Option(
+            help="'standardized' (standardised features, >= 500 steps) or 'paper' (the reference recipe)."
+        ),
+    ] = "standardized",
 ) -> None:
     """Evaluate an encoder (probe, retrieval, clustering) on a suite; append to a tidy results table."""
     from avexlab.evaluate.suites import evaluate_encoder_on_world, paper_table
 
     try:
         results = evaluate_encoder_on_world(
-            encoder, world, suites=None if suite == "all" else [suite], layers=layers, device=device, out=out
+            encoder,
+            world,
+            suites=None if suite == "all" else [suite],
+            layers=layers,
+            device=device,
+            out=out,
+            probe_recipe=probe_recipe,
         )
     except AvexlabError as err:
         _fail(err)

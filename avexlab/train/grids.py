@@ -32,7 +32,8 @@ SSL_OBJECTIVE = {"beats": "beats_ssl", "eat": "eat_ssl"}
 class GridProfile:
     """One grid's scale. ``steps`` per run (``sl-ssl`` gets ``post_steps``), global ``batch_size``, crop
     length ``clip_s`` (seconds), the world ``(world_preset, seed)`` used for training pools AND suites;
-    ``probe_epochs`` of the evaluation's linear probes (the evaluation's clustering seed stays the paper's 42)."""
+    ``probe_epochs`` and ``probe_recipe`` (:data:`avexlab.evaluate.suites.PROBE_RECIPES`) of the evaluation's
+    linear probes (the evaluation's clustering seed stays the paper's 42)."""
 
     world_preset: str = "quick"
     architectures: tuple[str, ...] = ("efficientnet", "beats", "eat")
@@ -47,17 +48,19 @@ class GridProfile:
     lr: float = 1e-3
     warmup_steps: int = 5
     probe_epochs: int = 30
+    probe_recipe: str = "standardized"
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
 GRID_PROFILES: dict[str, GridProfile] = {
-    # CPU, about a minute per cell at tiny size: the workshop / CI-scale ablation (2 s random crops).
+    # CPU, 3-5 minutes per cell at tiny size on one core (5 s random crops, batch 16): the workshop-scale
+    # ablation. 40 steps of batch 8 (the first version) left every cell level with its random-init twin.
     "quick": GridProfile(
-        steps=40,
-        post_steps=20,
-        batch_size=8,
-        clip_s=2.0,
-        warmup_steps=4,
+        steps=300,
+        post_steps=150,
+        batch_size=16,
+        clip_s=5.0,
+        warmup_steps=20,
         overrides={"objective.eat.clones": 4},
     ),
     # Seconds per cell: tests and a first look.
@@ -232,6 +235,7 @@ def _evaluate_grid(
                 suite,
                 root=getattr(world, "root", None),
                 probe_epochs=prof.probe_epochs,
+                probe_recipe=prof.probe_recipe,  # type: ignore[arg-type]
                 cache_dir=cache,
                 encoder_name=name,
                 device=device,

@@ -36,3 +36,32 @@ def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
         grid_configs(GridProfile(overrides={"optim.nope": 1}), tmp_path)
     with pytest.raises(ConfigError, match="needs 'ssl'"):
         grid_configs(GridProfile(paradigms=("sl", "sl-ssl")), tmp_path)
+
+
+def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path) -> None:
+    import json
+
+    import polars as pl
+
+    from avexlab.train.grids import grid
+
+    out = grid(
+        "smoke",
+        out=tmp_path / "grid",
+        world=tmp_path / "world",
+        progress=False,
+        architectures=("efficientnet",),
+        paradigms=("sl",),
+        probe_recipe="paper",
+    )
+    res = pl.read_parquet(out)
+    assert set(res["paradigm"]) == {"random-init", "sl"}
+    assert set(res["checkpoint"]) == {"random-init", str(tmp_path / "grid" / "efficientnet-all-sl")}
+    assert set(res.filter(pl.col("method") == "probe")["probe_recipe"]) == {"paper"}
+    info = json.loads((tmp_path / "grid" / "grid.json").read_text())
+    assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
+    # A finished cell is not trained again: its weights stay byte-identical on a second call.
+    weights = (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes()
+    grid("smoke", out=tmp_path / "grid", world=tmp_path / "world", progress=False, evaluate=False,
+         architectures=("efficientnet",), paradigms=("sl",))  # fmt: skip
+    assert (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes() == weights

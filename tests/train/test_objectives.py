@@ -110,6 +110,15 @@ def test_supervised_loss_is_bce_of_linear_head_on_mean_pool() -> None:
     assert torch.isclose(logs["pos_frac"], targets.mean())
 
 
+def test_supervised_head_starts_at_the_single_label_prior() -> None:
+    # Every class starts at probability 1/C (bias log(1/(C-1))); the weights keep nn.Linear's init.
+    for c in (2, 5, 48):
+        obj = SupervisedObjective(16, c)
+        torch.testing.assert_close(torch.sigmoid(obj.head.bias), torch.full((c,), 1.0 / c))
+        assert obj.head.weight.abs().max() <= 1 / 16**0.5 and obj.head.weight.std() > 0
+    assert SupervisedObjective(16, 1).head.bias.abs().max() <= 1 / 16**0.5  # one class: no prior to set
+
+
 @pytest.mark.parametrize("arch", ["tiny", "beats", "eat"])
 def test_beats_ssl_learns_and_logs_codebook_health(arch: str) -> None:
     torch.manual_seed(0)

@@ -232,12 +232,15 @@ def grid(
         "results/grid"
     ),
     world: Annotated[Path | None, typer.Option(help="A rendered world folder (default: render one).")] = None,
+    workers: Annotated[
+        int, typer.Option(help="Encoders evaluated in parallel processes (same table for any number).")
+    ] = 1,
 ) -> None:
     """Run the ablation grid (architectures x data mixes x paradigms), evaluate each encoder, write one table."""
     from avexlab.train import grid as run_grid
 
     try:
-        results_path = run_grid(profile=profile, out=out, world=world)
+        results_path = run_grid(profile=profile, out=out, world=world, workers=workers)
     except AvexlabError as err:
         _fail(err)
     typer.echo(f"results written to {results_path}")

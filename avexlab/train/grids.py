@@ -13,6 +13,7 @@ evaluated once, so every trained row has a baseline that differs only in trainin
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -154,6 +155,7 @@ def grid(
     world: str | Path | None = None,
     evaluate: bool = True,
     progress: bool = True,
+    workers: int = 1,
     **profile_overrides: Any,
 ) -> Path:
     """Train every cell of the grid (resuming finished or interrupted cells from their run dirs) and, with
@@ -161,7 +163,8 @@ def grid(
     the world with ``avexlab.evaluate.suites.evaluate_suite``. Writes ``out/results.parquet`` (DESIGN.md's
     tidy columns plus ``architecture``, ``mix``, ``paradigm``) and ``out/grid.json`` (profile, cells, skipped
     cells). ``world``: a folder for the rendered world (default ``out/world``; reused when it holds the
-    profile's world). Returns the path of ``results.parquet`` (of ``grid.json`` without ``evaluate``)."""
+    profile's world). ``workers``: encoders evaluated in parallel processes (the table is identical for
+    any number). Returns the path of ``results.parquet`` (of ``grid.json`` without ``evaluate``)."""
     from avexlab.train.data import open_world
     from avexlab.train.trainer import train
 
@@ -182,7 +185,7 @@ def grid(
         if p != "sl" and not _has_ssl(a)
     ]
     out.mkdir(parents=True, exist_ok=True)
-    the_world = open_world(prof.world_preset, seed, wdir)
+    open_world(prof.world_preset, seed, wdir)  # render (or check) the world once, before any training
     bar = _bar(progress, len(cfgs))
     for cfg in cfgs:
         bar.set_description(Path(cfg.runtime.out_dir).name)
@@ -203,7 +206,7 @@ def grid(
     )
     if not evaluate:
         return out / "grid.json"
-    _evaluate_grid(prof, cfgs, the_world, out, seed)
+    _evaluate_grid(prof, cfgs, wdir, out, seed, workers, progress)
     return out / "results.parquet"
 
 
@@ -216,49 +219,47 @@ def _unfinished(cfg: RunConfig) -> bool:
 
 
 def _evaluate_grid(
-    prof: GridProfile, cfgs: Sequence[RunConfig], world: Any, out: Path, seed: int
+    prof: GridProfile,
+    cfgs: Sequence[RunConfig],
+    world_dir: Path,
+    out: Path,
+    seed: int,
+    workers: int = 1,
+    progress: bool = True,
 ) -> pl.DataFrame:
-    import torch
+    """Evaluate each architecture's random-init twin and every cell on every suite; one job per encoder,
+    in ``workers`` processes (each with ``cpu_count // workers`` torch threads). Rows come back in job
+    order whatever the number of workers, so the table does not depend on it."""
+    jobs = [
+        {"arch": a, "mix": None, "paradigm": "random-init", "checkpoint": "random-init"}
+        for a in prof.architectures
+    ] + [
+        {"arch": c.model.name, "mix": c.data.mix, "paradigm": c.recipe, "checkpoint": str(c.runtime.out_dir)}
+        for c in cfgs
+    ]
+    shared = {"profile": asdict(prof), "world_dir": str(world_dir), "cache": str(out / "embedding-cache")}
+    shared["seed"] = seed
+    jobs = [{**j, **shared} for j in jobs]
+    bar = _bar(progress, len(jobs), "evaluate")
+    if workers <= 1:
+        frames = []
+        for j in jobs:
+            frames.append(_evaluate_encoder(j))
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
-    from avexlab.evaluate.suites import evaluate_suite
-    from avexlab.models.checkpoints import load_encoder
-
-    frames = []
-    cache = out / "embedding-cache"
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    def run(encoder: Any, arch: str, mix: str | None, paradigm: str, checkpoint: str) -> None:
-        name = f"{arch}-{mix}-{paradigm}" if mix else f"{arch}-{paradigm}"
-        for suite in world.suites.values():
-            res = evaluate_suite(
-                encoder,
-                suite,
-                root=getattr(world, "root", None),
-                probe_epochs=prof.probe_epochs,
-                probe_recipe=prof.probe_recipe,  # type: ignore[arg-type]
-                cache_dir=cache,
-                encoder_name=name,
-                device=device,
-            )
-            frames.append(
-                res.with_columns(
-                    pl.lit(checkpoint).alias("checkpoint"),
-                    pl.lit(arch).alias("architecture"),
-                    pl.lit(mix).alias("mix"),
-                    pl.lit(paradigm).alias("paradigm"),
-                )
-            )
-
-    for arch in prof.architectures:
-        run(random_init(arch, prof.size, seed), arch, None, "random-init", "random-init")
-    for cfg in cfgs:
-        run(
-            load_encoder(cfg.runtime.out_dir),
-            cfg.model.name,
-            cfg.data.mix,
-            cfg.recipe,
-            str(cfg.runtime.out_dir),
-        )
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)
+        ) as pool:
+            futures = [pool.submit(_evaluate_encoder, j) for j in jobs]
+            frames = []
+            for f in futures:  # in job order
+                frames.append(f.result())
+                bar.update(1)
+    bar.close()
     results = pl.concat(frames, how="diagonal_relaxed")
     tmp = out / ".results.parquet.tmp"
     results.write_parquet(tmp)
@@ -266,7 +267,52 @@ def _evaluate_grid(
     return results
 
 
-def _bar(enabled: bool, total: int) -> Any:
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
+    """One encoder (a random-init twin or a trained cell) on every suite of the world: the tidy table with
+    ``checkpoint``, ``architecture``, ``mix`` and ``paradigm`` columns."""
+    import torch
+
+    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.models.checkpoints import load_encoder
+    from avexlab.train.data import open_world
+
+    prof = job["profile"]
+    world = open_world(prof["world_preset"], job["seed"], Path(job["world_dir"]))
+    if job["checkpoint"] == "random-init":
+        encoder = random_init(job["arch"], prof["size"], job["seed"])
+        name = f"{job['arch']}-random-init"
+    else:
+        encoder = load_encoder(job["checkpoint"])
+        name = f"{job['arch']}-{job['mix']}-{job['paradigm']}"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    frames = [
+        evaluate_suite(
+            encoder,
+            suite,
+            root=getattr(world, "root", None),
+            probe_epochs=prof["probe_epochs"],
+            probe_recipe=prof["probe_recipe"],
+            cache_dir=job["cache"],
+            encoder_name=name,
+            device=device,
+        )
+        for suite in world.suites.values()
+    ]
+    return pl.concat(frames, how="diagonal_relaxed").with_columns(
+        pl.lit(job["checkpoint"]).alias("checkpoint"),
+        pl.lit(job["arch"]).alias("architecture"),
+        pl.lit(job["mix"], dtype=pl.String).alias("mix"),
+        pl.lit(job["paradigm"]).alias("paradigm"),
+    )
+
+
+def _bar(enabled: bool, total: int, desc: str = "grid") -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="grid", unit="run", disable=not enabled)
+    return tqdm(total=total, desc=desc, unit="run", disable=not enabled)

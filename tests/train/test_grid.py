@@ -60,6 +60,18 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     assert set(res.filter(pl.col("method") == "probe")["probe_recipe"]) == {"paper"}
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
+    # Two evaluation workers give the same table (jobs come back in order; caches are content-keyed).
+    again = grid(
+        "smoke",
+        out=tmp_path / "grid",
+        world=tmp_path / "world",
+        progress=False,
+        architectures=("efficientnet",),
+        paradigms=("sl",),
+        probe_recipe="paper",
+        workers=2,
+    )
+    assert pl.read_parquet(again).equals(res)
     # A finished cell is not trained again: its weights stay byte-identical on a second call.
     weights = (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes()
     grid("smoke", out=tmp_path / "grid", world=tmp_path / "world", progress=False, evaluate=False,

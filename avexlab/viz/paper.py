@@ -442,9 +442,14 @@ def individual_retrieval(
 
 
 def individual_id_scores(
-    embeddings: Mapping[str, Embeddings], *, probe_epochs: int = 30, seed: int = 42, device: str = "cpu"
+    embeddings: Mapping[str, Embeddings],
+    *,
+    probe_epochs: int = 30,
+    probe_recipe: str = "standardized",
+    seed: int = 42,
+    device: str = "cpu",
 ) -> pl.DataFrame:
-    """Individual identification per species: the paper's linear probe (trained on the training sessions,
+    """Individual identification per species: the linear probe (trained on the training sessions,
     best epoch on val, scored on the held-out session) and retrieval in both modes of
     :func:`individual_retrieval`.
 
@@ -452,7 +457,8 @@ def individual_id_scores(
         embeddings: one :class:`~avexlab.evaluate.embed.Embeddings` per dataset (one species each, e.g.
             the ``syn-individual`` suite's manifests embedded with
             :func:`~avexlab.evaluate.embed.extract_embeddings`), each with its manifest.
-        probe_epochs, seed, device: of the probe (:func:`avexlab.evaluate.suites.evaluate_embeddings`).
+        probe_epochs, probe_recipe, seed, device: of the probe
+            (:func:`avexlab.evaluate.suites.evaluate_embeddings`; ``probe_recipe="paper"`` is the paper's).
 
     Returns:
         Tidy rows ``dataset, species, n_individuals, chance, method, mode, metric, value, n``: ``method``
@@ -479,6 +485,7 @@ def individual_id_scores(
             multi_label=False,
             methods=("probe",),
             probe_epochs=probe_epochs,
+            probe_recipe=probe_recipe,  # type: ignore[arg-type]
             seed=seed,
             device=device,
         ).filter(pl.col("metric").is_in(["accuracy", "balanced_accuracy"]))

@@ -39,6 +39,7 @@ __all__ = [
     "RealSuite",
     "ablation_table",
     "ablation_view",
+    "cells_vs_twins",
     "faceted_bars",
     "grid_data_mix",
     "individual_id_scores",
@@ -350,6 +351,43 @@ def ablation_table(results: pl.DataFrame, factor: AblationFactor) -> pl.DataFram
         out = out.join(cell, on=[factor, "model"], how="left")
     measured = [c for c in paper_columns() if out[c].null_count() < out.height]
     return out.select(factor, "model", *measured)
+
+
+def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
+    """Did training add anything? One row per trained grid cell: for each measured paper column
+    (:data:`avexlab.evaluate.suites.PAPER_COLUMNS`), the cell's value minus its architecture's random-init
+    twin's (same world, suites and probe recipe), then ``won`` (columns with a positive gain), ``measured``
+    (columns compared) and ``mean_gain`` (mean of the gains).
+
+    Args:
+        results: the grid's ``results.parquet`` (:func:`avexlab.train.grids.grid`).
+
+    Returns:
+        ``encoder, architecture, mix, paradigm, <paper columns...>, won, measured, mean_gain`` in the
+        results' cell order.
+    """
+    from avexlab.evaluate.suites import paper_table
+
+    _check_grid(results)
+    table = paper_table(results)
+    cols = [c for c in paper_columns() if c in table.columns and table[c].null_count() < table.height]
+    meta = results.select("encoder", "checkpoint", "architecture", "mix", "paradigm").unique(
+        subset=["encoder"], keep="first", maintain_order=True
+    )
+    t = table.join(meta, on="encoder", how="left", maintain_order="left")
+    twins = t.filter(pl.col("checkpoint") == "random-init").select(
+        "architecture", *[pl.col(c).alias(f"{c} (twin)") for c in cols]
+    )
+    cells = t.filter(pl.col("checkpoint") != "random-init").join(
+        twins, on="architecture", how="inner", maintain_order="left"
+    )
+    gains = [(pl.col(c) - pl.col(f"{c} (twin)")).alias(c) for c in cols]
+    out = cells.select("encoder", "architecture", "mix", "paradigm", *gains)
+    return out.with_columns(
+        pl.sum_horizontal([(pl.col(c) > 0).cast(pl.Int64) for c in cols]).alias("won"),
+        pl.lit(len(cols), pl.Int64).alias("measured"),
+        pl.mean_horizontal(cols).alias("mean_gain"),
+    )
 
 
 def grid_data_mix(

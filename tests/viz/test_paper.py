@@ -180,6 +180,43 @@ def test_ablation_table_means_over_cells_and_keeps_measured_columns() -> None:
     assert twin["BEANS clf R-auc"] == pytest.approx(0.4)  # efficientnet's twin only
 
 
+def test_cells_vs_twins_gives_each_cells_gain_over_its_own_twin() -> None:
+    from avexlab.viz.paper import cells_vs_twins
+
+    res = _grid().with_columns(  # efficientnet-bio-sl loses on individual ID: .2 against its twin's .25
+        pl.when((pl.col("encoder") == "efficientnet-bio-sl") & (pl.col("task_family") == "individual_id"))
+        .then(0.2)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    table = cells_vs_twins(res)
+    assert table["encoder"].to_list() == [
+        "beats-all-sl",
+        "beats-all-ssl",
+        "efficientnet-bio-sl",
+        "efficientnet-all-sl",
+    ]
+    assert table.columns[4:] == [
+        "BEANS clf probe",
+        "BEANS clf R-auc",
+        "Indiv. ID probe",
+        "won",
+        "measured",
+        "mean_gain",
+    ]
+    row = table.filter(pl.col("encoder") == "efficientnet-bio-sl").row(0, named=True)
+    # clf probe: mean of the two datasets, (.6 + .4) / 2 against the twin's (.1 + .2) / 2
+    assert row["BEANS clf probe"] == pytest.approx(0.35)
+    assert row["BEANS clf R-auc"] == pytest.approx(0.3)
+    assert row["Indiv. ID probe"] == pytest.approx(-0.05)
+    assert (row["won"], row["measured"]) == (2, 3)
+    assert row["mean_gain"] == pytest.approx((0.35 + 0.3 - 0.05) / 3)
+    ssl = table.filter(pl.col("encoder") == "beats-all-ssl").row(0, named=True)
+    assert ssl["BEANS clf probe"] == pytest.approx(0.05) and ssl["won"] == 3  # against beats' twin
+    with pytest.raises(EvaluationError, match="random-init"):
+        cells_vs_twins(res.filter(pl.col("checkpoint") != "random-init"))
+
+
 def test_grid_data_mix_has_one_row_per_mix_for_the_side_by_side() -> None:
     mine = grid_data_mix(_grid())
     assert mine["mix"].to_list() == ["all", "bio"]

@@ -45,15 +45,9 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
 
     from avexlab.train.grids import grid
 
-    out = grid(
-        "smoke",
-        out=tmp_path / "grid",
-        world=tmp_path / "world",
-        progress=False,
-        architectures=("efficientnet",),
-        paradigms=("sl",),
-        probe_recipe="paper",
-    )
+    kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False)
+    kw.update(architectures=("efficientnet",), paradigms=("sl",), probe_recipe="paper")
+    out = grid("smoke", **kw)
     res = pl.read_parquet(out)
     assert set(res["paradigm"]) == {"random-init", "sl"}
     assert set(res["checkpoint"]) == {"random-init", str(tmp_path / "grid" / "efficientnet-all-sl")}
@@ -61,19 +55,8 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
     # Two evaluation workers give the same table (jobs come back in order; caches are content-keyed).
-    again = grid(
-        "smoke",
-        out=tmp_path / "grid",
-        world=tmp_path / "world",
-        progress=False,
-        architectures=("efficientnet",),
-        paradigms=("sl",),
-        probe_recipe="paper",
-        workers=2,
-    )
-    assert pl.read_parquet(again).equals(res)
+    assert pl.read_parquet(grid("smoke", workers=2, **kw)).equals(res)
     # A finished cell is not trained again: its weights stay byte-identical on a second call.
     weights = (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes()
-    grid("smoke", out=tmp_path / "grid", world=tmp_path / "world", progress=False, evaluate=False,
-         architectures=("efficientnet",), paradigms=("sl",))  # fmt: skip
+    grid("smoke", evaluate=False, **kw)
     assert (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes() == weights

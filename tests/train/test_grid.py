@@ -32,6 +32,19 @@ def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
     prof = GridProfile(architectures=("beats",), mixes=("bio",), overrides={"augment.mixup.p": 0.0})
     cfgs = grid_configs(prof, tmp_path)
     assert all(c.augment.mixup.p == 0.0 for c in cfgs)
+    # Per-architecture overrides win over the grid-wide ones, for that architecture only.
+    prof = GridProfile(
+        architectures=("efficientnet", "eat"),
+        mixes=("bio",),
+        steps=50,
+        overrides={"optim.lr": 2e-3},
+        arch_overrides={"efficientnet": {"optim.steps": 7, "optim.lr": 5e-4}},
+    )
+    by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
+    assert (by_name["efficientnet-bio-sl"].optim.steps, by_name["efficientnet-bio-sl"].optim.lr) == (7, 5e-4)
+    assert (by_name["eat-bio-sl"].optim.steps, by_name["eat-bio-sl"].optim.lr) == (50, 2e-3)
+    with pytest.raises(ConfigError, match="unknown key"):
+        grid_configs(GridProfile(arch_overrides={"beats": {"optim.nope": 1}}), tmp_path)
     with pytest.raises(ConfigError, match="unknown key 'optim.nope'"):
         grid_configs(GridProfile(overrides={"optim.nope": 1}), tmp_path)
     with pytest.raises(ConfigError, match="needs 'ssl'"):

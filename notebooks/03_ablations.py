@@ -82,16 +82,21 @@ def _(ABLATION_FACTORS, SCALES, default_scale, mo):
 def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
     profile_name = GRID_PROFILE_OF_SCALE[scale.value]
     _p = GRID_PROFILES[profile_name]
+    _steps = ", ".join(
+        f"{a} {_p.arch_overrides.get(a, {}).get('optim.steps', _p.steps)}" for a in _p.architectures
+    )
     retrain = mo.ui.run_button(label=f"Retrain the grid at '{scale.value}' scale")
     mo.vstack(
         [
             mo.md(
                 f"**Retrain** runs `grid({profile_name!r})`: {len(_p.architectures)} architectures x "
-                f"{len(_p.mixes)} mixes x {len(_p.paradigms)} paradigms, {_p.steps} steps of batch "
-                f"{_p.batch_size} ({_p.size} size, {_p.clip_s:g} s crops) per cell, into "
-                f"`runs/notebook-grid/{scale.value}` (finished cells are reused). Seconds at `smoke`, "
-                "about a minute per cell at `workshop` on a laptop CPU, a GPU at `paper`: it never runs "
-                "on its own at `workshop` or `paper` scale."
+                f"{len(_p.mixes)} mixes x {len(_p.paradigms)} paradigms, steps per cell: {_steps} "
+                f"(SL-SSL post-training {_p.post_steps}), batch {_p.batch_size}, {_p.size} size, "
+                f"{_p.clip_s:g} s crops, into `runs/notebook-grid/{scale.value}` (finished cells are "
+                "reused). Seconds at `smoke`; at `workshop` the committed results took 83 core-minutes of "
+                "training (2 processes, 2-6 minutes per cell) and about 10 minutes of evaluation with 2 "
+                "workers on a 2-core VM; a GPU at `paper`. It never runs on its own at `workshop` or "
+                "`paper` scale."
             ),
             retrain,
         ]

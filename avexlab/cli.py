@@ -232,9 +232,7 @@ def grid(
         "results/grid"
     ),
     world: Annotated[Path | None, typer.Option(help="A rendered world folder (default: render one).")] = None,
-    workers: Annotated[
-        int, typer.Option(help="Encoders evaluated in parallel processes (same table for any number).")
-    ] = 1,
+    workers: Annotated[int, typer.Option(help="Encoders evaluated in parallel processes.")] = 1,
 ) -> None:
     """Run the ablation grid (architectures x data mixes x paradigms), evaluate each encoder, write one table."""
     from avexlab.train import grid as run_grid

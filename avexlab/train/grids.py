@@ -170,8 +170,9 @@ def grid(
     the world with ``avexlab.evaluate.suites.evaluate_suite``. Writes ``out/results.parquet`` (DESIGN.md's
     tidy columns plus ``architecture``, ``mix``, ``paradigm``) and ``out/grid.json`` (profile, cells, skipped
     cells). ``world``: a folder for the rendered world (default ``out/world``; reused when it holds the
-    profile's world). ``workers``: encoders evaluated in parallel processes (the table is identical for
-    any number). Returns the path of ``results.parquet`` (of ``grid.json`` without ``evaluate``)."""
+    profile's world). ``workers``: encoders evaluated in parallel processes, each with
+    ``cpu_count // workers`` torch threads; probes run on one thread, so the rows depend on the worker
+    count only through float rounding of embeddings not yet in the cache. Returns the path of ``results.parquet`` (of ``grid.json`` without ``evaluate``)."""
     from avexlab.train.data import open_world
     from avexlab.train.trainer import train
 
@@ -236,7 +237,7 @@ def _evaluate_grid(
 ) -> pl.DataFrame:
     """Evaluate each architecture's random-init twin and every cell on every suite; one job per encoder,
     in ``workers`` processes (each with ``cpu_count // workers`` torch threads). Rows come back in job
-    order whatever the number of workers, so the table does not depend on it."""
+    order whatever the number of workers."""
     jobs = [
         {"arch": a, "mix": None, "paradigm": "random-init", "checkpoint": "random-init"}
         for a in prof.architectures

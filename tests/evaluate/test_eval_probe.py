@@ -126,3 +126,20 @@ def test_standardized_probe_does_not_depend_on_feature_scale() -> None:
     np.testing.assert_array_equal(std.predict(x[200:]), std_small.predict(x[200:] * scale))
     assert std_small.score(x[200:] * scale, y[200:]) > 0.8
     assert raw_small.score(x[200:] * scale, y[200:]) < 0.5
+
+
+def test_probe_results_do_not_depend_on_the_thread_count() -> None:
+    x, y = _data(5, n=300)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            p = LinearProbe(epochs=6, min_steps=60, random_state=2).fit(
+                x[:200], y[:200], x[200:250], y[200:250]
+            )
+            outs.append(p.decision_function(x[250:]))
+            assert torch.get_num_threads() == threads  # restored after fit and inference
+        np.testing.assert_array_equal(outs[0], outs[1])
+    finally:
+        torch.set_num_threads(before)

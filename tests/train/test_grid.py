@@ -68,6 +68,7 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
     # Two evaluation workers give the same table (jobs come back in order; caches are content-keyed).
+    # The embeddings come from the cache here and probes run on one thread, so the rows are identical.
     assert pl.read_parquet(grid("smoke", workers=2, **kw)).equals(res)
     # A finished cell is not trained again: its weights stay byte-identical on a second call.
     weights = (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes()

@@ -24,10 +24,9 @@ is always a real one (identical whenever any epoch scores above 0).
 from __future__ import annotations
 
 import abc
-import contextlib
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,23 +35,11 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from avexlab.errors import EvaluationError, expected_found
+from avexlab.threads import torch_threads
 
 from .metrics import accuracy, mean_average_precision
 
 __all__ = ["LinearProbe", "MLPProbe"]
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run a probe's CPU work on one torch thread: the result must not depend on the machine's core count
-    (or on how many evaluation processes share it). A linear probe's batches are far too small for
-    intra-op threads to pay off, so this costs nothing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _as_features(x: ArrayLike | torch.Tensor, name: str) -> np.ndarray:
@@ -208,7 +195,9 @@ class _Probe(abc.ABC):
         dev = torch.device(self.device)
         # Module init and dropout draw from torch's global generator: seed it inside a forked RNG state so
         # that fit is deterministic by random_state and leaves the caller's RNG untouched.
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), _one_thread():
+        # One torch thread: the result must not depend on the core count (or on how many evaluation
+        # processes share it); a probe's batches are far too small for intra-op threads to pay off.
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(1):
             torch.manual_seed(self.random_state)
             self._train(x, t, xv, tv, dev)
         return self
@@ -297,7 +286,7 @@ class _Probe(abc.ABC):
     def _logits(self, x: np.ndarray) -> np.ndarray:
         self.model_.eval()
         dev = next(self.model_.parameters()).device
-        with _one_thread():
+        with torch_threads(1):
             out = self.model_(torch.as_tensor(self._scale(x), device=dev))
         return out.float().cpu().numpy()
 

@@ -12,6 +12,8 @@ evaluated once, so every trained row has a baseline that differs only in trainin
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -245,28 +247,32 @@ def _evaluate_grid(
         {"arch": c.model.name, "mix": c.data.mix, "paradigm": c.recipe, "checkpoint": str(c.runtime.out_dir)}
         for c in cfgs
     ]
-    shared = {"profile": asdict(prof), "world_dir": str(world_dir), "cache": str(out / "embedding-cache")}
-    shared["seed"] = seed
+    shared = {
+        "profile": asdict(prof),
+        "world_dir": str(world_dir),
+        "cache": str(out / "embedding-cache"),
+        "seed": seed,
+    }
     jobs = [{**j, **shared} for j in jobs]
     bar = _bar(progress, len(jobs), "evaluate")
-    if workers <= 1:
-        frames = []
-        for j in jobs:
-            frames.append(_evaluate_encoder(j))
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    frames = []
+    with contextlib.ExitStack() as stack:
+        if workers <= 1:
+            done = map(_evaluate_encoder, jobs)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)
-        ) as pool:
-            futures = [pool.submit(_evaluate_encoder, j) for j in jobs]
-            frames = []
-            for f in futures:  # in job order
-                frames.append(f.result())
-                bar.update(1)
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    workers, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)
+                )
+            )
+            done = pool.map(_evaluate_encoder, jobs)  # results in job order
+        for frame in done:
+            frames.append(frame)
+            bar.update(1)
     bar.close()
     results = pl.concat(frames, how="diagonal_relaxed")
     tmp = out / ".results.parquet.tmp"
@@ -281,6 +287,15 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+@functools.cache
+def _open_world_once(preset: str, seed: int, world_dir: str) -> Any:
+    """The world, opened once per process (its manifests are read at open), however many encoders it
+    evaluates."""
+    from avexlab.train.data import open_world
+
+    return open_world(preset, seed, Path(world_dir))
+
+
 def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
     """One encoder (a random-init twin or a trained cell) on every suite of the world: the tidy table with
     ``checkpoint``, ``architecture``, ``mix`` and ``paradigm`` columns."""
@@ -288,10 +303,9 @@ def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
 
     from avexlab.evaluate.suites import evaluate_suite
     from avexlab.models.checkpoints import load_encoder
-    from avexlab.train.data import open_world
 
     prof = job["profile"]
-    world = open_world(prof["world_preset"], job["seed"], Path(job["world_dir"]))
+    world = _open_world_once(prof["world_preset"], job["seed"], job["world_dir"])
     if job["checkpoint"] == "random-init":
         encoder = random_init(job["arch"], prof["size"], job["seed"])
         name = f"{job['arch']}-random-init"

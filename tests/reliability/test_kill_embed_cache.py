@@ -9,7 +9,6 @@ are the library's own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
@@ -19,18 +18,18 @@ import textwrap
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import soundfile as sf
-import torch
 
 from avexlab.data.schema import SCHEMA
 from avexlab.evaluate.embed import extract_embeddings, resolve_encoder
 from avexlab.evaluate.report import load_results, save_results
+from avexlab.threads import torch_threads
 
 N_KILLS_CACHE = 5
 N_KILLS_RESULTS = 4
@@ -96,17 +95,6 @@ RESULTS_CHILD = SLOW_DISK + textwrap.dedent(
 )
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread (as the child does), so that in-process results are comparable bit for bit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _corpus(root: Path, n: int = 12, sr: int = 16000) -> pl.DataFrame:
     rng = np.random.default_rng(0)
     (root / "audio").mkdir(parents=True)
@@ -165,7 +153,7 @@ def _kill_at(proc: subprocess.Popen[str], temps: Callable[[], set[Path]] | None,
 def test_sigkill_while_writing_the_cache_never_exposes_a_partial_entry(tmp_path: Path) -> None:
     root, cache = tmp_path / "data", tmp_path / "cache"
     df = _corpus(root)
-    with _one_thread():
+    with torch_threads(1):
         reference = extract_embeddings(resolve_encoder(ENCODER), df, root=root, progress=False).array()
     script = tmp_path / "child.py"
     script.write_text(CACHE_CHILD)
@@ -187,7 +175,7 @@ def test_sigkill_while_writing_the_cache_never_exposes_a_partial_entry(tmp_path:
         # warning about corruption (no half-written file is ever at the entry's name), same bits.
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
-            with _one_thread():
+            with torch_threads(1):
                 again = extract_embeddings(
                     resolve_encoder(ENCODER), df, root=root, cache_dir=cache, progress=False
                 )

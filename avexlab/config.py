@@ -166,16 +166,26 @@ class BeatsSSLConfig(_Strict):
 
 class EatSSLConfig(_Strict):
     """EAT-style teacher-student: EMA teacher, inverse block masking, ``clones`` masked copies per clip,
-    frame (decoder) + utterance (CLS) regression. The EMA decay goes linearly from ``ema_start`` to
-    ``ema_end`` over ``ema_anneal_frac`` of the run's optimiser steps (scaled to the run length)."""
+    frame (decoder) + utterance (CLS) regression.
+
+    EMA: ``ema_start`` / ``ema_end`` are EAT's decays (0.9998 -> 0.99999) for a run of
+    ``ema_reference_steps`` optimiser steps (EAT's AS-2M run: 400,000). A run of T steps uses
+    ``decay ** (ema_reference_steps / T)``: the teacher then averages the same FRACTION of the run as in EAT
+    (at 1,000 steps: 0.923 -> 0.996; unscaled, a 1,000-step teacher would keep ~90% of its random init).
+    ``ema_reference_steps: null`` uses the decays as written. The decay goes linearly from start to end over
+    ``ema_anneal_frac`` of the run. ``layer_norm_targets``: LayerNorm over channels of the averaged
+    instance-normed layers, as EAT's config (without it the utterance target, the mean over tokens of
+    features instance-normed over those same tokens, is identically zero)."""
 
     mask_ratio: float = Field(default=0.8, gt=0, lt=1)
     clones: int = Field(default=16, ge=1)
     block_size: int = Field(default=5, ge=1)
     ema_start: float = Field(default=0.9998, ge=0, le=1)
     ema_end: float = Field(default=0.99999, ge=0, le=1)
+    ema_reference_steps: int | None = Field(default=400_000, ge=1)
     ema_anneal_frac: float = Field(default=1.0, gt=0, le=1)
     average_top_k_layers: int | None = None
+    layer_norm_targets: bool = True
     utterance_weight: float = Field(default=1.0, ge=0)
     decoder_dim: int | None = None
     decoder_layers: int = Field(default=6, ge=1)

@@ -37,6 +37,7 @@ __all__ = [
     "RandomProjectionTokenizer",
     "SupervisedObjective",
     "build_objective",
+    "ema_decays",
     "fbank_patches",
     "inverse_block_mask",
     "random_keep",
@@ -399,14 +400,17 @@ class EatSSLObjective(Objective):
     * teacher: an EMA copy of the encoder, fed the full unmasked patches; target per token = mean over the
       top ``average_top_k_layers`` (default all) blocks' FFN outputs (``encode_with_ffn``, as EAT; layer
       outputs for encoders without that hook), each instance-normed over the clip's real tokens; the
-      utterance target is the mean of the frame targets over real tokens.
+      utterance target is the mean of the frame targets over real tokens (EAT LayerNorms the averaged
+      layers, ``layer_norm_targets``; without that the mean is zero by construction).
     * student: ``clones`` copies of each clip, each with its own inverse block mask (``mask_ratio`` masked,
       visible tokens in ``block_size`` blocks), encodes only visible tokens; the conv decoder fills masked
       positions (learned mask embedding) and regresses the frame targets there (MSE); the CLS token (mean of
-      visible outputs when the encoder has none) regresses the utterance target (MSE, ``utterance_weight``).
+      visible outputs when the encoder has none) regresses the utterance target (MSE weighted
+      ``utterance_weight`` x the number of masked copies in the global batch, as EAT's summed loss).
       The decoder is the encoder's own (``encoder.decode``, EAT's Decoder2d) when it has one, else
       :class:`ConvDecoder2d` (then ``decoder_dim/layers/kernel`` of the config apply).
-    * EMA decay: linear from ``ema_start`` to ``ema_end`` over ``ema_anneal_frac`` of the run's steps.
+    * EMA decay: linear from ``ema_start`` to ``ema_end`` over ``ema_anneal_frac`` of the run's steps, both
+      scaled to the run length (:func:`ema_decays`).
     Logs ``loss``, ``frame_loss``, ``utt_loss``, ``target_var`` (variance of targets over tokens: collapse
     drives it to 0), ``pred_var`` and ``ema_decay``."""
 
@@ -458,7 +462,10 @@ class EatSSLObjective(Objective):
                 mu = (h * keep).sum(1, keepdim=True) / cnt
                 var = ((h - mu).square() * keep).sum(1, keepdim=True) / cnt
             acc = acc + (h - mu) / torch.sqrt(var + 1e-5)
-        return acc / k, token_mask
+        y = acc / k
+        if self.cfg.layer_norm_targets:
+            y = F.layer_norm(y, y.shape[-1:])
+        return y, token_mask
 
     def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         enc = _unwrap(encoder)
@@ -490,7 +497,11 @@ class EatSSLObjective(Objective):
         real = None if token_mask is None else (~token_mask).float()[..., None]
         utt_target = target.mean(1) if real is None else (target * real).sum(1) / real.sum(1).clamp_min(1)
         utt_loss = (self.utt_proj(utt).float() - rep(utt_target)).square().mean()
-        loss = frame_loss + cfg.utterance_weight * utt_loss
+        # EAT's fairseq loss sums the utterance errors over the masked copies while the frame errors are a
+        # mean per token: the utterance term weighs (clips x clones) times its per-element mean. The count
+        # is the GLOBAL one here (EAT's is per GPU), so a run does not depend on how it is split over ranks.
+        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        loss = frame_loss + cfg.utterance_weight * (B * C * world) * utt_loss
         with torch.no_grad():
             real_tgt = target if token_mask is None else target[~token_mask]
             logs = {
@@ -509,7 +520,8 @@ class EatSSLObjective(Objective):
         cfg = self.cfg
         anneal = max(1, round(cfg.ema_anneal_frac * total_steps))
         frac = min(1.0, step / anneal)
-        decay = cfg.ema_start + (cfg.ema_end - cfg.ema_start) * frac
+        start, end = ema_decays(cfg, total_steps)
+        decay = start + (end - start) * frac
         self.ema_decay.fill_(decay)
         student = _unwrap(encoder)
         t_params = list(self.teacher.parameters())
@@ -519,6 +531,17 @@ class EatSSLObjective(Objective):
         for tb, sb in zip(self.teacher.buffers(), student.buffers(), strict=True):
             tb.copy_(sb)
         return {"ema_decay": decay}
+
+
+def ema_decays(cfg: Any, total_steps: int) -> tuple[float, float]:
+    """The (start, end) EMA decays of an EAT-style run of ``total_steps`` optimiser steps: ``cfg.ema_start``
+    / ``cfg.ema_end`` raised to ``cfg.ema_reference_steps / total_steps`` (the teacher's memory stays the
+    same fraction of the run; exact at the reference length), or as written when that is None."""
+    ref = cfg.ema_reference_steps
+    if ref is None:
+        return float(cfg.ema_start), float(cfg.ema_end)
+    power = ref / max(1, total_steps)
+    return float(cfg.ema_start) ** power, float(cfg.ema_end) ** power
 
 
 def build_objective(cfg: Any, encoder: nn.Module, num_classes: int) -> Objective:

@@ -143,7 +143,7 @@ def test_beats_ssl_learns_and_logs_codebook_health(arch: str) -> None:
 def test_eat_ssl_teacher_is_an_ema_of_the_student(arch: str) -> None:
     torch.manual_seed(0)
     enc = TinyPatchEncoder() if arch == "tiny" else build_encoder(arch, "tiny")
-    cfg = EatSSLConfig(clones=2, ema_start=0.9, ema_end=0.99, ema_anneal_frac=0.5)
+    cfg = EatSSLConfig(clones=2, ema_start=0.9, ema_end=0.99, ema_anneal_frac=0.5, ema_reference_steps=None)
     obj = EatSSLObjective(enc, cfg)
     assert obj.use_encoder_decoder == (arch == "eat")
     loss, logs = obj.loss(enc, _batch())
@@ -186,3 +186,54 @@ def test_kmeans_tokenizer_recovers_separated_clusters() -> None:
     # every true centre has exactly one centroid next to it
     d = torch.cdist(centres, tok.codebook)
     assert sorted(d.argmin(1).tolist()) == [0, 1, 2, 3] and d.min(1).values.max() < 0.5
+
+
+def test_eat_ema_decays_scale_to_the_run_length() -> None:
+    from avexlab.train.objectives import ema_decays
+
+    cfg = EatSSLConfig()  # EAT's 0.9998 -> 0.99999 for its 400,000-step run
+    assert ema_decays(cfg, 400_000) == pytest.approx((0.9998, 0.99999))
+    start, end = ema_decays(cfg, 1000)
+    assert start == pytest.approx(0.9998**400) and end == pytest.approx(0.99999**400)
+    # the teacher's memory is the same fraction of the run: the weight left on step-0 weights after the
+    # first 1% of the run (at the start decay) is the same for both lengths
+    assert start**10 == pytest.approx(0.9998**4000, rel=1e-9)
+    assert ema_decays(EatSSLConfig(ema_reference_steps=None), 1000) == (0.9998, 0.99999)
+    # and the objective uses them
+    enc = TinyPatchEncoder()
+    obj = EatSSLObjective(enc, EatSSLConfig(clones=1))
+    assert obj.after_step(enc, 1000, 1000)["ema_decay"] == pytest.approx(end)
+
+
+@pytest.mark.parametrize("arch", ["tiny", "eat"])
+def test_eat_utterance_target_is_not_constant(arch: str) -> None:
+    # EAT LayerNorms the average of the instance-normed layers (layer_norm_targets). Without it the
+    # utterance target (mean over the clip's tokens) is zero for every clip: instance norm removes it.
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder() if arch == "tiny" else build_encoder(arch, "tiny")
+    batch = _batch()
+    batch["wave"][0] *= 5.0  # clips that differ
+    fbank, fmask = enc.frontend(batch["wave"], batch["padding_mask"])
+    utt = {}
+    for ln in (True, False):
+        obj = EatSSLObjective(enc, EatSSLConfig(clones=1, layer_norm_targets=ln))
+        y, tmask = obj._targets(fbank, fmask)
+        real = (~tmask).float()[..., None] if tmask is not None else torch.ones_like(y[..., :1])
+        utt[ln] = (y * real).sum(1) / real.sum(1)
+        if ln:
+            torch.testing.assert_close(y.mean(-1), torch.zeros_like(y.mean(-1)), atol=1e-5, rtol=0)
+    assert utt[False].abs().max() < 1e-5
+    # small (a mean of unit-variance tokens) but clip-specific: EAT weighs it by the copies per batch
+    assert utt[True].abs().mean() > 1e-2 and (utt[True][0] - utt[True][2]).abs().mean() > 1e-2
+
+
+def test_eat_loss_weighs_the_utterance_term_by_the_masked_copies() -> None:
+    # EAT sums utterance errors over the clips x clones of the batch but averages frame errors per token.
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder()
+    for clones, weight in ((1, 1.0), (2, 0.5)):
+        obj = EatSSLObjective(enc, EatSSLConfig(clones=clones, utterance_weight=weight))
+        loss, logs = obj.loss(enc, _batch(B=3))
+        want = logs["frame_loss"] + weight * 3 * clones * logs["utt_loss"]
+        torch.testing.assert_close(loss.detach(), want)
+        assert logs["utt_loss"] > 0

@@ -200,10 +200,8 @@ _BASE: dict[str, Any] = {
     "attention_dropout": 0.0,
     "activation_dropout": 0.0,
 }
-# ``tiny``: the CPU workshop size (~0.6 M parameters; a 1000-step cell takes minutes on one core). It was
-# 64-d x 2 layers until the quick grid showed that size's SSL-only runs level with random init (BEANS-clf
-# logistic probe, last layer, quick world: BEATs-style .200 vs .213, EAT-style .242 vs .300); at
-# 128-d x 4 layers the same 1000 SSL steps give .258 vs .221 and .275 vs .225. Per step it costs 2-2.7x.
+# ``tiny``: the CPU workshop size, 128-d x 4 layers like BEATs' tiny (why: the note above
+# ``avexlab.models.beats.PRESETS``; EAT-style SSL probe .275 vs random init .225 at this width).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         **_BASE,

@@ -233,12 +233,17 @@ def grid(
     ),
     world: Annotated[Path | None, typer.Option(help="A rendered world folder (default: render one).")] = None,
     workers: Annotated[int, typer.Option(help="Encoders evaluated in parallel processes.")] = 1,
+    twin_seeds: Annotated[
+        int | None,
+        typer.Option(help="Random-init twins per architecture (default: the profile's; quick has 3)."),
+    ] = None,
 ) -> None:
     """Run the ablation grid (architectures x data mixes x paradigms), evaluate each encoder, write one table."""
     from avexlab.train import grid as run_grid
 
     try:
-        results_path = run_grid(profile=profile, out=out, world=world, workers=workers)
+        extra = {} if twin_seeds is None else {"twin_seeds": twin_seeds}
+        results_path = run_grid(profile=profile, out=out, world=world, workers=workers, **extra)
     except AvexlabError as err:
         _fail(err)
     typer.echo(f"results written to {results_path}")

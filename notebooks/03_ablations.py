@@ -184,14 +184,24 @@ def _(factor, faceted_bars, mo, table, to_long):
 def _(cells_vs_twins, cs, mo, pl, results):
     gains = cells_vs_twins(results)
     _beat = gains.filter(pl.col("mean_gain") > 0).height
+    _clear = gains.filter(pl.col("beyond_spread")).height
+    _spread = (
+        f"**{_clear} of {gains.height}** clear their architecture's `twin_spread`: the largest mean gain one "
+        "random-init network shows against the other random inits of the same architecture (the grid "
+        "evaluates several init seeds as twins). A cell below it did no better than drawing another "
+        "random init."
+        if gains["twin_spread"].null_count() < gains.height
+        else "This grid evaluated one twin per architecture, so there is no yardstick for the noise: "
+        "differences of a few hundredths are within what another random init gives."
+    )
     mo.vstack(
         [
             mo.md(
                 "## Every cell against its own twin\n\nEach trained encoder's value minus its "
-                "architecture's random-init twin's, per paper column (positive = training helped), the "
-                f"columns it won and the mean gain. **{_beat} of {gains.height} cells** have a positive mean "
-                "gain. On the quick world the test splits are small (40 clips per classification dataset): "
-                "differences of a few hundredths are within the noise of a single seed."
+                "architecture's random-init twin's (the mean over the twins' init seeds), per paper column "
+                "(positive = training helped), the columns it won and the mean gain. "
+                f"**{_beat} of {gains.height} cells** have a positive mean gain; {_spread} On the quick "
+                "world the test splits are small (40 clips per classification dataset)."
             ),
             mo.ui.table(gains.with_columns(cs.float().round(3)), selection=None),
         ]

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from avexlab.config import RunConfig, parse_config
-from avexlab.errors import ConfigError
+from avexlab.errors import ConfigError, expected_found
 
 __all__ = ["GRID_PROFILES", "GridProfile", "grid", "grid_configs", "random_init"]
 
@@ -36,7 +36,10 @@ class GridProfile:
     """One grid's scale. ``steps`` per run (``sl-ssl`` gets ``post_steps``), global ``batch_size``, crop
     length ``clip_s`` (seconds), the world ``(world_preset, seed)`` used for training pools AND suites;
     ``probe_epochs`` and ``probe_recipe`` (:data:`avexlab.evaluate.suites.PROBE_RECIPES`) of the evaluation's
-    linear probes (the evaluation's clustering seed stays the paper's 42). ``overrides``: dotted config
+    linear probes (the evaluation's clustering seed stays the paper's 42). ``twin_seeds``: random-init twins
+    evaluated per architecture (init seeds ``seed, seed + 1, ...``; the first is the init every cell starts
+    from): two or more measure how far one untrained network lands from another, the yardstick
+    :func:`avexlab.viz.paper.cells_vs_twins` holds each cell's gain against. ``overrides``: dotted config
     keys set in every cell; ``arch_overrides``: per architecture, applied after them (each architecture
     its own recipe, as in the paper)."""
 
@@ -54,6 +57,7 @@ class GridProfile:
     warmup_steps: int = 5
     probe_epochs: int = 30
     probe_recipe: str = "standardized"
+    twin_seeds: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)
     arch_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -72,6 +76,7 @@ GRID_PROFILES: dict[str, GridProfile] = {
         batch_size=16,
         clip_s=5.0,
         warmup_steps=20,
+        twin_seeds=3,
         overrides={"objective.eat.clones": 4},
         arch_overrides={"efficientnet": {"optim.steps": 300}},
     ),
@@ -187,6 +192,10 @@ def grid(
     else:
         prof = profile
     prof = replace(prof, **profile_overrides) if profile_overrides else prof
+    if not isinstance(prof.twin_seeds, int) or prof.twin_seeds < 1:
+        raise ConfigError(
+            expected_found("grid twin_seeds", "an integer >= 1", repr(prof.twin_seeds), "Set 1 or more.")
+        )
     out = Path(out)
     wdir = Path(world) if world is not None else out / "world"
     cfgs = grid_configs(prof, out, seed, wdir)  # every cell validated before any training
@@ -243,8 +252,15 @@ def _evaluate_grid(
     in ``workers`` processes (each with ``cpu_count // workers`` torch threads). Rows come back in job
     order whatever the number of workers."""
     jobs = [
-        {"arch": a, "mix": None, "paradigm": "random-init", "checkpoint": "random-init"}
+        {
+            "arch": a,
+            "mix": None,
+            "paradigm": "random-init",
+            "checkpoint": "random-init",
+            "init_seed": seed + k,
+        }
         for a in prof.architectures
+        for k in range(prof.twin_seeds)
     ] + [
         {"arch": c.model.name, "mix": c.data.mix, "paradigm": c.recipe, "checkpoint": str(c.runtime.out_dir)}
         for c in cfgs
@@ -309,8 +325,10 @@ def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
     prof = job["profile"]
     world = _open_world_once(prof["world_preset"], job["seed"], job["world_dir"])
     if job["checkpoint"] == "random-init":
-        encoder = random_init(job["arch"], prof["size"], job["seed"])
-        name = f"{job['arch']}-random-init"
+        encoder = random_init(job["arch"], prof["size"], job["init_seed"])
+        name = f"{job['arch']}-random-init"  # the first twin: the init every cell of the grid starts from
+        if job["init_seed"] != job["seed"]:
+            name += f"-seed{job['init_seed']}"
     else:
         encoder = load_encoder(job["checkpoint"])
         name = f"{job['arch']}-{job['mix']}-{job['paradigm']}"

@@ -356,15 +356,22 @@ def ablation_table(results: pl.DataFrame, factor: AblationFactor) -> pl.DataFram
 def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
     """Did training add anything? One row per trained grid cell: for each measured paper column
     (:data:`avexlab.evaluate.suites.PAPER_COLUMNS`), the cell's value minus its architecture's random-init
-    twin's (same world, suites and probe recipe), then ``won`` (columns with a positive gain), ``measured``
-    (columns compared) and ``mean_gain`` (mean of the gains).
+    twin's (same world, suites and probe recipe; the mean over the twins when the grid evaluated several
+    init seeds), then ``won`` (columns with a positive gain), ``measured`` (columns compared) and
+    ``mean_gain`` (mean of the gains).
+
+    ``twin_spread`` is the yardstick for ``mean_gain``: how far one untrained network of the architecture
+    lands from the others. For each twin, its own ``mean_gain`` against the mean of the OTHER twins; the
+    largest absolute one. ``beyond_spread`` is ``mean_gain > twin_spread``: a cell whose gain does not clear
+    it did no better than drawing another random init. Both are null when the grid evaluated one twin per
+    architecture (``GridProfile.twin_seeds``).
 
     Args:
         results: the grid's ``results.parquet`` (:func:`avexlab.train.grids.grid`).
 
     Returns:
-        ``encoder, architecture, mix, paradigm, <paper columns...>, won, measured, mean_gain`` in the
-        results' cell order.
+        ``encoder, architecture, mix, paradigm, <paper columns...>, won, measured, mean_gain, twin_spread,
+        beyond_spread`` in the results' cell order.
     """
     from avexlab.evaluate.suites import paper_table
 
@@ -375,18 +382,30 @@ def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
         subset=["encoder"], keep="first", maintain_order=True
     )
     t = table.join(meta, on="encoder", how="left", maintain_order="left")
-    twins = t.filter(pl.col("checkpoint") == "random-init").select(
-        "architecture", *[pl.col(c).alias(f"{c} (twin)") for c in cols]
-    )
-    cells = t.filter(pl.col("checkpoint") != "random-init").join(
-        twins, on="architecture", how="inner", maintain_order="left"
+    twin_rows = t.filter(pl.col("checkpoint") == "random-init")
+    twins = twin_rows.group_by("architecture").agg(pl.col(c).mean().alias(f"{c} (twin)") for c in cols)
+    # leave-one-out: each twin against the mean of the architecture's other twins
+    n = pl.len().over("architecture")
+    loo = twin_rows.with_columns(
+        (pl.col(c) - (pl.col(c).sum().over("architecture") - pl.col(c)) / (n - 1)).alias(c) for c in cols
+    ).filter(n > 1)
+    spread = loo.group_by("architecture").agg(pl.mean_horizontal(cols).abs().max().alias("twin_spread"))
+    cells = (
+        t.filter(pl.col("checkpoint") != "random-init")
+        .join(twins, on="architecture", how="inner", maintain_order="left")
+        .join(spread, on="architecture", how="left", maintain_order="left")
     )
     gains = [(pl.col(c) - pl.col(f"{c} (twin)")).alias(c) for c in cols]
-    out = cells.select("encoder", "architecture", "mix", "paradigm", *gains)
-    return out.with_columns(
+    out = cells.select("encoder", "architecture", "mix", "paradigm", *gains, "twin_spread")
+    out = out.with_columns(
         pl.sum_horizontal([(pl.col(c) > 0).cast(pl.Int64) for c in cols]).alias("won"),
         pl.lit(len(cols), pl.Int64).alias("measured"),
         pl.mean_horizontal(cols).alias("mean_gain"),
+    )
+    return out.select(
+        pl.exclude("twin_spread"),
+        pl.col("twin_spread").cast(pl.Float64),
+        (pl.col("mean_gain") > pl.col("twin_spread")).alias("beyond_spread"),
     )
 
 

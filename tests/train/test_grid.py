@@ -59,11 +59,24 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     from avexlab.train.grids import grid
 
     kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False)
-    kw.update(architectures=("efficientnet",), paradigms=("sl",), probe_recipe="paper")
+    kw.update(architectures=("efficientnet",), paradigms=("sl",), probe_recipe="paper", twin_seeds=2)
+    with pytest.raises(ConfigError, match="twin_seeds"):  # refused before anything is rendered or trained
+        grid("smoke", **{**kw, "twin_seeds": 0})
+    assert not (tmp_path / "grid").exists() and not (tmp_path / "world").exists()
     out = grid("smoke", **kw)
     res = pl.read_parquet(out)
     assert set(res["paradigm"]) == {"random-init", "sl"}
     assert set(res["checkpoint"]) == {"random-init", str(tmp_path / "grid" / "efficientnet-all-sl")}
+    # Two random-init twins (init seeds 0 and 1): different networks, so different scores somewhere,
+    # and cells_vs_twins measures the cell against their mean and their spread.
+    twins = res.filter(pl.col("checkpoint") == "random-init")
+    assert set(twins["encoder"]) == {"efficientnet-random-init", "efficientnet-random-init-seed1"}
+    by_twin = twins.pivot("encoder", index=["dataset", "method", "metric"], values="value")
+    assert (by_twin["efficientnet-random-init"] != by_twin["efficientnet-random-init-seed1"]).any()
+    from avexlab.viz.paper import cells_vs_twins
+
+    gains = cells_vs_twins(res)
+    assert gains["encoder"].to_list() == ["efficientnet-all-sl"] and gains["twin_spread"][0] >= 0
     assert set(res.filter(pl.col("method") == "probe")["probe_recipe"]) == {"paper"}
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]

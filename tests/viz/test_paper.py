@@ -203,7 +203,10 @@ def test_cells_vs_twins_gives_each_cells_gain_over_its_own_twin() -> None:
         "won",
         "measured",
         "mean_gain",
+        "twin_spread",
+        "beyond_spread",
     ]
+    assert table["twin_spread"].null_count() == table.height  # one twin per architecture: no yardstick
     row = table.filter(pl.col("encoder") == "efficientnet-bio-sl").row(0, named=True)
     # clf probe: mean of the two datasets, (.6 + .4) / 2 against the twin's (.1 + .2) / 2
     assert row["BEANS clf probe"] == pytest.approx(0.35)
@@ -215,6 +218,42 @@ def test_cells_vs_twins_gives_each_cells_gain_over_its_own_twin() -> None:
     assert ssl["BEANS clf probe"] == pytest.approx(0.05) and ssl["won"] == 3  # against beats' twin
     with pytest.raises(EvaluationError, match="random-init"):
         cells_vs_twins(res.filter(pl.col("checkpoint") != "random-init"))
+
+
+def test_cells_vs_twins_averages_several_twins_and_measures_their_spread() -> None:
+    from avexlab.viz.paper import cells_vs_twins
+
+    def twin(seed: int, shift: float) -> pl.DataFrame:
+        return _rows(
+            f"beats-random-init-seed{seed}",
+            "random-init",
+            {CLF_ACC: 0.3 + shift, CLF_ACC_B: 0.4 + shift, CLF_AUC: 0.5 + shift, IND_ACC: 0.2 + shift},
+            architecture="beats",
+            mix=None,
+            paradigm="random-init",
+        )
+
+    # beats' twins at seeds 1 and 2 sit .06 above and .03 below seed 0: the twin mean is .01 above seed 0's
+    res = pl.concat([_grid(), twin(1, 0.06), twin(2, -0.03)])
+    table = cells_vs_twins(res)
+    ssl = table.filter(pl.col("encoder") == "beats-all-ssl").row(0, named=True)
+    assert ssl["BEANS clf probe"] == pytest.approx(0.05 - 0.01)
+    assert ssl["mean_gain"] == pytest.approx(np.mean([0.05, 0.4, 0.2]) - 0.01)
+    # leave-one-out: seed 1 is .06 - (0 - .03) / 2 = .075 above the others, seed 0 -.015, seed 2 -.06
+    assert ssl["twin_spread"] == pytest.approx(0.075)
+    assert ssl["beyond_spread"] is True
+    eff = table.filter(pl.col("encoder") == "efficientnet-all-sl").row(0, named=True)
+    assert eff["twin_spread"] is None and eff["beyond_spread"] is None  # efficientnet has one twin
+    # a cell that scores exactly what the seed-1 random init scores gains .05 and does not clear the spread
+    like_seed1 = twin(1, 0.06).with_columns(
+        pl.lit("beats-all-sl").alias("encoder"),
+        pl.lit("runs/x").alias("checkpoint"),
+        pl.lit("all").alias("mix"),
+        pl.lit("sl").alias("paradigm"),
+    )
+    flat = pl.concat([res.filter(pl.col("encoder") != "beats-all-sl"), like_seed1])
+    sl = cells_vs_twins(flat).filter(pl.col("encoder") == "beats-all-sl").row(0, named=True)
+    assert sl["mean_gain"] == pytest.approx(0.05) and sl["beyond_spread"] is False
 
 
 def test_grid_data_mix_has_one_row_per_mix_for_the_side_by_side() -> None:

@@ -57,8 +57,9 @@ def _(mo):
     (**architecture** EfficientNet / BEATs / EAT x **data mix** bio / general / all x **paradigm** SL /
     SSL / SL-SSL) and evaluates it, frozen, on every synthetic suite (linear probe, retrieval,
     clustering). Each trained encoder is shown next to its **random-init twin**: the same architecture,
-    same initial weights, no training. The gap between the two bars is what training bought; a trained
-    bar at or below its twin means the run learned nothing transferable at this scale.
+    untrained (the quick grid scores three init seeds, the cells' own initial weights and two others; the
+    twin bar is their mean). The gap between the two bars is what training bought; a trained bar at or
+    below its twin means the run learned nothing transferable at this scale.
 
     Pick the factor to group by below. Bars average over the grid cells that share that factor's value
     (e.g. `paradigm = ssl` averages BEATs and EAT over every mix), error bars are the spread over cells and

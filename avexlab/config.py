@@ -140,10 +140,13 @@ class BeatsSSLConfig(_Strict):
     """BEATs-style masked token prediction.
 
     ``tokenizer``: ``random_projection`` (iteration 1: frozen random projection + codebook, BEST-RQ-like;
-    ``codebook_dim``, ``tokenizer_seed``) or ``kmeans`` (iterations 2+: targets distilled from the previous
+    ``codebook_dim``, ``tokenizer_seed``) or ``kmeans`` (iterations 2+: targets taken from the previous
     iteration: the frozen SSL encoder at ``tokenizer_checkpoint`` embeds the unmasked clip and a k-means
     codebook of ``codebook_size`` centroids, fitted on its tokens from ``kmeans_batches`` training batches
-    with ``kmeans_iters`` Lloyd iterations before the first step, labels each patch)."""
+    with ``kmeans_iters`` Lloyd iterations before the first step, labels each patch). ``kmeans`` is the
+    HuBERT-style way to get labels from a teacher; BEATs itself trains a VQ tokenizer (encoder + normed EMA
+    codebook) whose codes must let a small estimator reconstruct the teacher's last layer. avexlab does not
+    implement that trained tokenizer."""
 
     mask_ratio: float = Field(default=0.75, gt=0, lt=1)
     codebook_size: int = Field(default=1024, ge=2)

@@ -217,9 +217,10 @@ class RandomProjectionTokenizer(nn.Module):
 
 
 class KMeansTokenizer(nn.Module):
-    """Iteration-2+ BEATs tokenizer, distilled from the previous iteration: a frozen SSL ``teacher`` encoder
+    """Iteration-2+ tokenizer from the previous iteration, HuBERT-style: a frozen SSL ``teacher`` encoder
     (same architecture) embeds the unmasked clip; each token's label is its nearest centroid (after
     LayerNorm without affine) in a codebook ``[V, D]`` fitted by k-means (:meth:`fit`) before training.
+    BEATs instead trains a VQ tokenizer to let an estimator reconstruct the teacher (not implemented here).
 
     ``forward(fbank [B, F, M], frame_mask) -> labels [B, N] int64`` (the student's token order)."""
 

@@ -87,3 +87,15 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     weights = (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes()
     grid("smoke", evaluate=False, **kw)
     assert (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes() == weights
+
+
+def test_cli_grid_refuses_a_bad_twin_count_before_any_work(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from avexlab.cli import app
+
+    out = tmp_path / "grid"
+    result = CliRunner().invoke(app, ["grid", "--profile", "smoke", "--out", str(out), "--twin-seeds", "0"])
+    assert result.exit_code != 0
+    assert "twin_seeds: expected an integer >= 1, found 0" in result.output
+    assert not out.exists()

@@ -84,7 +84,13 @@ def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
     profile_name = GRID_PROFILE_OF_SCALE[scale.value]
     _p = GRID_PROFILES[profile_name]
     _steps = ", ".join(
-        f"{a} {_p.arch_overrides.get(a, {}).get('optim.steps', _p.steps)}" for a in _p.architectures
+        f"{a} {_p.cell_steps(a, 'sl')}"
+        + (
+            f" (SSL {_p.cell_steps(a, 'ssl')})"
+            if a != "efficientnet" and _p.cell_steps(a, "ssl") != _p.cell_steps(a, "sl")
+            else ""
+        )
+        for a in _p.architectures
     )
     retrain = mo.ui.run_button(label=f"Retrain the grid at '{scale.value}' scale")
     mo.vstack(

@@ -40,8 +40,9 @@ class GridProfile:
     evaluated per architecture (init seeds ``seed, seed + 1, ...``; the first is the init every cell starts
     from): two or more measure how far one untrained network lands from another, the yardstick
     :func:`avexlab.viz.paper.cells_vs_twins` holds each cell's gain against. ``overrides``: dotted config
-    keys set in every cell; ``arch_overrides``: per architecture, applied after them (each architecture
-    its own recipe, as in the paper)."""
+    keys set in every cell; ``arch_overrides``: per architecture (key ``"beats"``) or per architecture and
+    paradigm (key ``"beats/ssl"``), applied after them in that order (each architecture its own recipe, as in
+    the paper)."""
 
     world_preset: str = "quick"
     architectures: tuple[str, ...] = ("efficientnet", "beats", "eat")
@@ -61,6 +62,20 @@ class GridProfile:
     overrides: dict[str, Any] = field(default_factory=dict)
     arch_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def cell_overrides(self, arch: str, paradigm: str) -> dict[str, Any]:
+        """The dotted config keys set in the ``arch`` x ``paradigm`` cells: ``overrides``, then
+        ``arch_overrides[arch]``, then ``arch_overrides[f"{arch}/{paradigm}"]`` (a later one wins)."""
+        return {
+            **self.overrides,
+            **self.arch_overrides.get(arch, {}),
+            **self.arch_overrides.get(f"{arch}/{paradigm}", {}),
+        }
+
+    def cell_steps(self, arch: str, paradigm: str) -> int:
+        """Optimiser steps of the ``arch`` x ``paradigm`` cells."""
+        default = self.post_steps if paradigm == "sl-ssl" else self.steps
+        return int(self.cell_overrides(arch, paradigm).get("optim.steps", default))
+
 
 GRID_PROFILES: dict[str, GridProfile] = {
     # CPU, 3-10 minutes per cell at tiny size on one core (5 s random crops, batch 16): the workshop-scale
@@ -69,7 +84,10 @@ GRID_PROFILES: dict[str, GridProfile] = {
     # then 64-d x 2-layer BEATs/EAT did not (-.02 to +.01); at 1000 steps their SL cells did (+.09 / +.11)
     # and their SSL-only cells stayed level with random init (-.015 to +.010, within the spread of two
     # random-init seeds), hence the wider tiny transformers (see the presets). EfficientNet keeps 300 steps:
-    # it separates there and costs ~4x more per step on CPU.
+    # it separates there and costs ~4x more per step on CPU. At the wider presets, against three random-init
+    # seeds (twin_seeds), BEATs-style SSL on mix 'all' gained +.000 at 1000 steps (spread .014) and +.029 at
+    # 3000 (its token loss was still falling: 5.26 -> 4.72), hence 3000 BEATs SSL steps; EAT-style SSL gained
+    # +.020 at 1000 and +.007 at 3000 (spread .005), so EAT keeps 1000.
     "quick": GridProfile(
         steps=1000,
         post_steps=500,
@@ -78,7 +96,7 @@ GRID_PROFILES: dict[str, GridProfile] = {
         warmup_steps=20,
         twin_seeds=3,
         overrides={"objective.eat.clones": 4},
-        arch_overrides={"efficientnet": {"optim.steps": 300}},
+        arch_overrides={"efficientnet": {"optim.steps": 300}, "beats/ssl": {"optim.steps": 3000}},
     ),
     # Seconds per cell: tests and a first look.
     "smoke": GridProfile(
@@ -106,6 +124,7 @@ def grid_configs(
     profile: GridProfile, out: Path, seed: int = 0, world_dir: Path | None = None
 ) -> list[RunConfig]:
     """The run configs of ``profile`` in a valid training order (each ``sl-ssl`` after its ``ssl``)."""
+    _check_arch_overrides(profile)
     cfgs = []
     for arch in profile.architectures:
         for mix in profile.mixes:
@@ -142,7 +161,7 @@ def grid_configs(
                 }
                 if paradigm == "sl-ssl":
                     raw["model"]["init_checkpoint"] = str(out / f"{arch}-{mix}-ssl")
-                for key, value in {**profile.overrides, **profile.arch_overrides.get(arch, {})}.items():
+                for key, value in profile.cell_overrides(arch, paradigm).items():
                     node = raw
                     *path, last = key.split(".")
                     for p in path:
@@ -150,6 +169,24 @@ def grid_configs(
                     node[last] = value
                 cfgs.append(parse_config(raw, source=f"grid cell {run_dir.name}"))
     return cfgs
+
+
+def _check_arch_overrides(profile: GridProfile) -> None:
+    from avexlab.models.registry import list_encoders
+
+    known = sorted(list_encoders())
+    for key in profile.arch_overrides:
+        arch, sep, paradigm = key.partition("/")
+        if arch not in known or (sep and paradigm not in ("sl", "ssl", "sl-ssl")):
+            raise ConfigError(
+                expected_found(
+                    "grid arch_overrides key",
+                    f"an architecture ({', '.join(known)}) or ARCH/PARADIGM with PARADIGM one of sl, ssl, "
+                    "sl-ssl",
+                    repr(key),
+                    "Fix the key; an override under a key no cell has would be silently ignored.",
+                )
+            )
 
 
 def random_init(arch: str, size: str, seed: int) -> Any:

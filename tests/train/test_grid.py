@@ -43,6 +43,21 @@ def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
     by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
     assert (by_name["efficientnet-bio-sl"].optim.steps, by_name["efficientnet-bio-sl"].optim.lr) == (7, 5e-4)
     assert (by_name["eat-bio-sl"].optim.steps, by_name["eat-bio-sl"].optim.lr) == (50, 2e-3)
+    # ARCH/PARADIGM keys reach that architecture's cells of that paradigm only, after the ARCH keys.
+    prof = GridProfile(
+        architectures=("beats",),
+        mixes=("bio",),
+        steps=50,
+        post_steps=20,
+        arch_overrides={"beats": {"optim.lr": 2e-3}, "beats/ssl": {"optim.steps": 90, "optim.lr": 3e-3}},
+    )
+    by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
+    got = {n: (c.optim.steps, c.optim.lr) for n, c in by_name.items()}
+    assert got == {"beats-bio-ssl": (90, 3e-3), "beats-bio-sl": (50, 2e-3), "beats-bio-sl-ssl": (20, 2e-3)}
+    assert [prof.cell_steps("beats", p) for p in ("ssl", "sl", "sl-ssl")] == [90, 50, 20]
+    for bad in ("beat", "beats/supervised", "beats/"):
+        with pytest.raises(ConfigError, match="arch_overrides key"):
+            grid_configs(GridProfile(arch_overrides={bad: {"optim.steps": 1}}), tmp_path)
     with pytest.raises(ConfigError, match="unknown key"):
         grid_configs(GridProfile(arch_overrides={"beats": {"optim.nope": 1}}), tmp_path)
     with pytest.raises(ConfigError, match="unknown key 'optim.nope'"):

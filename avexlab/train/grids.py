@@ -78,7 +78,7 @@ class GridProfile:
 
 
 GRID_PROFILES: dict[str, GridProfile] = {
-    # CPU, 3-10 minutes per cell at tiny size on one core (5 s random crops, batch 16): the workshop-scale
+    # CPU, 3-25 minutes per cell at tiny size on one core (5 s random crops, batch 16): the workshop-scale
     # ablation. Measured on the quick world (cells_vs_twins): at 40 steps of batch 8 no cell separated
     # from its random-init twin; at 300 steps the EfficientNet cells did (+.06 to +.15 mean gain) but the
     # then 64-d x 2-layer BEATs/EAT did not (-.02 to +.01); at 1000 steps their SL cells did (+.09 / +.11)

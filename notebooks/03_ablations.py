@@ -85,11 +85,7 @@ def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
     _p = GRID_PROFILES[profile_name]
     _steps = ", ".join(
         f"{a} {_p.cell_steps(a, 'sl')}"
-        + (
-            f" (SSL {_p.cell_steps(a, 'ssl')})"
-            if a != "efficientnet" and _p.cell_steps(a, "ssl") != _p.cell_steps(a, "sl")
-            else ""
-        )
+        + (f" (SSL {_p.cell_steps(a, 'ssl')})" if _p.cell_steps(a, "ssl") != _p.cell_steps(a, "sl") else "")
         for a in _p.architectures
     )
     retrain = mo.ui.run_button(label=f"Retrain the grid at '{scale.value}' scale")

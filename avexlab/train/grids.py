@@ -150,7 +150,7 @@ def grid_configs(
                     "objective": {"kind": SSL_OBJECTIVE[arch] if paradigm == "ssl" else "supervised"},
                     "optim": {
                         "lr": profile.lr,
-                        "steps": profile.post_steps if paradigm == "sl-ssl" else profile.steps,
+                        "steps": profile.cell_steps(arch, paradigm),
                         "batch_size": profile.batch_size,
                         "warmup_steps": profile.warmup_steps,
                         "frozen_backbone_epochs": profile.frozen_backbone_epochs

@@ -139,20 +139,23 @@ class AugmentConfig(_Strict):
 class BeatsSSLConfig(_Strict):
     """BEATs-style masked token prediction.
 
-    ``tokenizer``: ``random_projection`` (iteration 1: frozen random projection + codebook, BEST-RQ-like;
-    ``codebook_dim``, ``tokenizer_seed``) or ``kmeans`` (iterations 2+: targets taken from the previous
-    iteration: the frozen SSL encoder at ``tokenizer_checkpoint`` embeds the unmasked clip and a k-means
-    codebook of ``codebook_size`` centroids, fitted on its tokens from ``kmeans_batches`` training batches
-    with ``kmeans_iters`` Lloyd iterations before the first step, labels each patch). ``kmeans`` is the
-    HuBERT-style way to get labels from a teacher; BEATs itself trains a VQ tokenizer (encoder + normed EMA
-    codebook) whose codes must let a small estimator reconstruct the teacher's last layer. avexlab does not
-    implement that trained tokenizer."""
+    ``tokenizer``: where the labels come from.
+
+    * ``random_projection`` (iteration 1): a frozen random projection + codebook, BEST-RQ-like
+      (``codebook_dim``, ``tokenizer_seed``).
+    * ``distilled`` (iterations 2+, BEATs' way): a tokenizer trained by distillation from the previous
+      iteration, i.e. the run directory of an ``objective.kind: beats_tokenizer`` run at
+      ``tokenizer_checkpoint`` (:mod:`avexlab.train.tokenizer`); ``codebook_size`` must equal its codebook.
+    * ``kmeans`` (iterations 2+, HuBERT-style): the frozen SSL encoder at ``tokenizer_checkpoint`` embeds the
+      unmasked clip and a k-means codebook of ``codebook_size`` centroids, fitted on its tokens from
+      ``kmeans_batches`` training batches with ``kmeans_iters`` Lloyd iterations before the first step,
+      labels each patch."""
 
     mask_ratio: float = Field(default=0.75, gt=0, lt=1)
     codebook_size: int = Field(default=1024, ge=2)
     codebook_dim: int = Field(default=16, ge=1)
     tokenizer_seed: int = 1234
-    tokenizer: Literal["random_projection", "kmeans"] = "random_projection"
+    tokenizer: Literal["random_projection", "distilled", "kmeans"] = "random_projection"
     tokenizer_checkpoint: Path | None = None
     kmeans_batches: int = Field(default=8, ge=1)
     kmeans_iters: int = Field(default=20, ge=1)
@@ -164,7 +167,30 @@ class BeatsSSLConfig(_Strict):
                 "objective.beats.tokenizer='kmeans' distils the previous iteration: set "
                 "objective.beats.tokenizer_checkpoint (an SSL run directory)"
             )
+        if self.tokenizer == "distilled" and self.tokenizer_checkpoint is None:
+            raise ValueError(
+                "objective.beats.tokenizer='distilled' reads a trained tokenizer: set "
+                "objective.beats.tokenizer_checkpoint (the run directory of an objective.kind "
+                "'beats_tokenizer' run)"
+            )
         return self
+
+
+class BeatsTokenizerConfig(_Strict):
+    """Training a BEATs tokenizer by distillation (``objective.kind: beats_tokenizer``;
+    :mod:`avexlab.train.tokenizer`). ``teacher_checkpoint``: the previous SSL iteration (run directory or any
+    checkpoint ``load_encoder`` reads) whose last layer the estimator reconstructs. Defaults are BEATs':
+    1024 codes of dimension 256, EMA decay 0.99, commitment weight 1, a 3-layer estimator; the codebook is
+    initialised by ``kmeans_iters`` spherical k-means iterations on ``kmeans_batches`` batches."""
+
+    teacher_checkpoint: Path | None = None
+    codebook_size: int = Field(default=1024, ge=2)
+    codebook_dim: int = Field(default=256, ge=1)
+    ema_decay: float = Field(default=0.99, gt=0, lt=1)
+    commitment: float = Field(default=1.0, ge=0)
+    estimator_layers: int = Field(default=3, ge=1)
+    kmeans_batches: int = Field(default=8, ge=1)
+    kmeans_iters: int = Field(default=10, ge=1)
 
 
 class EatSSLConfig(_Strict):
@@ -196,12 +222,23 @@ class EatSSLConfig(_Strict):
 
 
 class ObjectiveConfig(_Strict):
-    """``kind``: ``supervised`` (multi-hot BCE over the joint label space, linear head), ``beats_ssl`` or
-    ``eat_ssl``. Each kind reads only its own section."""
+    """``kind``: ``supervised`` (multi-hot BCE over the joint label space, linear head), ``beats_ssl``,
+    ``eat_ssl`` or ``beats_tokenizer`` (train a BEATs tokenizer from a teacher; section ``tokenizer``). Each
+    kind reads only its own section."""
 
-    kind: Literal["supervised", "beats_ssl", "eat_ssl"] = "supervised"
+    kind: Literal["supervised", "beats_ssl", "eat_ssl", "beats_tokenizer"] = "supervised"
     beats: BeatsSSLConfig = Field(default_factory=BeatsSSLConfig)
     eat: EatSSLConfig = Field(default_factory=EatSSLConfig)
+    tokenizer: BeatsTokenizerConfig = Field(default_factory=BeatsTokenizerConfig)
+
+    @model_validator(mode="after")
+    def _teacher(self) -> ObjectiveConfig:
+        if self.kind == "beats_tokenizer" and self.tokenizer.teacher_checkpoint is None:
+            raise ValueError(
+                "objective.kind='beats_tokenizer' distils a teacher: set objective.tokenizer.teacher_checkpoint "
+                "(the previous SSL iteration's run directory)"
+            )
+        return self
 
 
 class OptimConfig(_Strict):
@@ -258,7 +295,7 @@ class RunConfig(_Strict):
     """The full, resolved configuration of one training run (``config.yaml`` in the run directory).
 
     ``recipe``: ``sl`` (supervised from scratch or ``model.init_checkpoint``), ``ssl`` (self-supervised,
-    objective ``beats_ssl`` / ``eat_ssl``), ``sl-ssl`` (supervised post-training of an SSL checkpoint:
+    objective ``beats_ssl`` / ``eat_ssl``, or a BEATs tokenizer: ``beats_tokenizer``), ``sl-ssl`` (supervised post-training of an SSL checkpoint:
     ``model.init_checkpoint`` required)."""
 
     recipe: Literal["sl", "ssl", "sl-ssl"] = "sl"
@@ -273,7 +310,9 @@ class RunConfig(_Strict):
     def _recipe(self) -> RunConfig:
         ssl = self.objective.kind != "supervised"
         if self.recipe == "ssl" and not ssl:
-            raise ValueError("recipe 'ssl' needs objective.kind 'beats_ssl' or 'eat_ssl', found 'supervised'")
+            raise ValueError(
+                "recipe 'ssl' needs objective.kind 'beats_ssl', 'eat_ssl' or 'beats_tokenizer', found 'supervised'"
+            )
         if self.recipe in ("sl", "sl-ssl") and ssl:
             raise ValueError(
                 f"recipe {self.recipe!r} needs objective.kind 'supervised', found {self.objective.kind!r}"

@@ -20,6 +20,7 @@ import abc
 import copy
 import itertools
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "ema_decays",
     "fbank_patches",
     "inverse_block_mask",
+    "lloyd_kmeans",
     "random_keep",
 ]
 
@@ -59,6 +61,10 @@ class Objective(nn.Module, abc.ABC):
         """Work before the first step of a fresh run (fit a tokenizer); ``batches`` is an iterable of
         device batches, the same on every rank. Not called on resume (the result is in the checkpoint)."""
         return {}
+
+    def export(self, run_dir: Path) -> None:
+        """Write what the objective adds to a run directory (rank 0, at every checkpoint, after the encoder
+        export): a tokenizer run writes its quantizer here. Default: nothing."""
 
 
 def _unwrap(encoder: nn.Module) -> nn.Module:
@@ -190,6 +196,34 @@ def _require_hooks(encoder: nn.Module, what: str) -> None:
         )
 
 
+@torch.no_grad()
+def lloyd_kmeans(
+    x: Tensor, k: int, iters: int, generator: torch.Generator, spherical: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means of ``x`` ``[M, D]`` into ``k`` centroids: they start at random rows; an empty cluster
+    is re-seeded with a random row. ``spherical``: centroids are renormalised to unit length after each update
+    (rows of ``x`` should be unit vectors; nearest = largest cosine). Deterministic by ``generator`` (CPU).
+    Returns the centroids ``[k, D]`` and the assignment ``[M]`` of the last iteration."""
+    x = x.float()
+    idx = torch.randperm(x.shape[0], generator=generator)[:k]
+    if idx.numel() < k:
+        idx = torch.randint(x.shape[0], (k,), generator=generator)
+    c = x[idx.to(x.device)].clone()
+    assign = torch.cdist(x, c).argmin(dim=1)
+    for _ in range(iters):
+        assign = torch.cdist(x, c).argmin(dim=1)
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        empty = counts == 0
+        c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
+        if spherical:
+            c = F.normalize(c, dim=-1)
+        if bool(empty.any()):
+            refill = torch.randint(x.shape[0], (int(empty.sum()),), generator=generator).to(x.device)
+            c[empty] = x[refill]
+    return c, assign
+
+
 # -------------------------------------------------------------------------------------- BEATs-style SSL
 
 
@@ -220,7 +254,7 @@ class KMeansTokenizer(nn.Module):
     """Iteration-2+ tokenizer from the previous iteration, HuBERT-style: a frozen SSL ``teacher`` encoder
     (same architecture) embeds the unmasked clip; each token's label is its nearest centroid (after
     LayerNorm without affine) in a codebook ``[V, D]`` fitted by k-means (:meth:`fit`) before training.
-    BEATs instead trains a VQ tokenizer to let an estimator reconstruct the teacher (not implemented here).
+    BEATs' own way is a trained tokenizer (:mod:`avexlab.train.tokenizer`, ``tokenizer: distilled``).
 
     ``forward(fbank [B, F, M], frame_mask) -> labels [B, N] int64`` (the student's token order)."""
 
@@ -245,23 +279,10 @@ class KMeansTokenizer(nn.Module):
 
     @torch.no_grad()
     def fit(self, feats: Tensor, iters: int, generator: torch.Generator) -> dict[str, float]:
-        """Lloyd's k-means on ``feats`` ``[M, D]``: centroids start at random rows; an empty cluster is
-        re-seeded with a random row. Deterministic by ``generator`` (CPU). Returns the final inertia."""
+        """Lloyd's k-means (:func:`lloyd_kmeans`) on ``feats`` ``[M, D]``. Returns the final inertia."""
         V = self.codebook.shape[0]
         x = feats.float()
-        idx = torch.randperm(x.shape[0], generator=generator)[:V]
-        if idx.numel() < V:
-            idx = torch.randint(x.shape[0], (V,), generator=generator)
-        c = x[idx.to(x.device)].clone()
-        for _ in range(iters):
-            assign = torch.cdist(x, c).argmin(dim=1)
-            sums = torch.zeros_like(c).index_add_(0, assign, x)
-            counts = torch.bincount(assign, minlength=V).to(x.dtype)
-            empty = counts == 0
-            c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
-            if bool(empty.any()):
-                refill = torch.randint(x.shape[0], (int(empty.sum()),), generator=generator).to(x.device)
-                c[empty] = x[refill]
+        c, assign = lloyd_kmeans(x, V, iters, generator)
         inertia = torch.cdist(x, c).min(dim=1).values.square().mean()
         self.codebook.copy_(c)
         self.fitted.fill_(True)
@@ -308,6 +329,18 @@ class BeatsSSLObjective(Objective):
                     f"{enc.name!r} encoder (the previous iteration of this model), found {teacher.name!r}."
                 )
             self.tokenizer = KMeansTokenizer(teacher, cfg.codebook_size)
+        elif cfg.tokenizer == "distilled":
+            from avexlab.train.tokenizer import _check_same_grid, load_tokenizer
+
+            self.tokenizer = load_tokenizer(cfg.tokenizer_checkpoint)
+            what = f"objective.beats.tokenizer_checkpoint {cfg.tokenizer_checkpoint}"
+            if self.tokenizer.codebook_size != cfg.codebook_size:
+                raise ConfigError(
+                    f"{what}: expected a tokenizer with objective.beats.codebook_size={cfg.codebook_size} codes, "
+                    f"found {self.tokenizer.codebook_size}. Set objective.beats.codebook_size to "
+                    f"{self.tokenizer.codebook_size} (the predictor's output size)."
+                )
+            _check_same_grid(enc, self.tokenizer.encoder, what)
         else:
             self.tokenizer = RandomProjectionTokenizer(
                 patch_dim, cfg.codebook_size, cfg.codebook_dim, cfg.tokenizer_seed
@@ -339,8 +372,15 @@ class BeatsSSLObjective(Objective):
         B, N, _ = tokens.shape
         if isinstance(self.tokenizer, KMeansTokenizer):
             targets = self.tokenizer(fbank, frame_mask)  # [B, N]
-        else:
+        elif isinstance(self.tokenizer, RandomProjectionTokenizer):
             targets = self.tokenizer(fbank_patches(fbank, grid))
+        else:  # distilled: the tokenizer reads the clip through its own frontend and encoder
+            targets = self.tokenizer(batch["wave"], batch.get("padding_mask"))
+        if targets.shape != (B, N):
+            raise ConfigError(
+                f"beats_ssl: the tokenizer gave labels of shape {tuple(targets.shape)} for {B} clips of {N} "
+                "tokens; it must tokenise the clip like the student (same patch size and frontend hop)."
+            )
         keep = max(1, round((1.0 - self.cfg.mask_ratio) * N))
         vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
         vis_mask = None if token_mask is None else _gather(token_mask, vis)
@@ -555,4 +595,10 @@ def build_objective(cfg: Any, encoder: nn.Module, num_classes: int) -> Objective
         return BeatsSSLObjective(encoder, cfg.objective.beats)
     if kind == "eat_ssl":
         return EatSSLObjective(encoder, cfg.objective.eat)
-    raise ConfigError(f"objective.kind: expected supervised|beats_ssl|eat_ssl, found {kind!r}.")
+    if kind == "beats_tokenizer":
+        from avexlab.train.tokenizer import BeatsTokenizerObjective
+
+        return BeatsTokenizerObjective(encoder, cfg.objective.tokenizer)
+    raise ConfigError(
+        f"objective.kind: expected supervised|beats_ssl|eat_ssl|beats_tokenizer, found {kind!r}."
+    )

@@ -194,7 +194,8 @@ def train(
     module = TrainModule(encoder, objective).to(device)
     prepared: dict[str, float] = {}
     if ckpt is None:  # fresh run: objective set-up (tokenizer fit) on batches every rank draws alike
-        prep = StepPlan(n=plan.n, batch_size=plan.micro_batch_size, seed=_mix(cfg.runtime.seed, 0xF17))
+        # GLOBAL batches (no gradient is kept): the set-up sees the same clips whatever the number of ranks
+        prep = StepPlan(n=plan.n, batch_size=cfg.optim.batch_size, seed=_mix(cfg.runtime.seed, 0xF17))
         prep_batches = (
             _to_device(b, device, 0)
             for b in _epoch_batches(data, prep, 0, 0, cfg.runtime.num_workers, set_epoch=False)
@@ -259,6 +260,7 @@ def train(
         write_checkpoint(run_dir, step, weights, state)
         write_atomic(run_dir / "metrics.parquet", _parquet_bytes(metrics))
         _export_encoder(module.encoder, run_dir)
+        module.objective.export(run_dir)
         if skipped:  # clips that failed while decoding (on_error="skip"): listed in provenance.json
             prov = json.loads((run_dir / "provenance.json").read_text())
             known = {(s["clip_id"], s["reason"]) for s in prov["skipped_clips"]}

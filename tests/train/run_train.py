@@ -1,9 +1,10 @@
 """Subprocess entry for the trainer tests (not a test module): train the tiny encoder on a corpus.
 
-    python run_train.py MANIFEST OUT_DIR [--slow SECONDS] [--set key=value ...]
+    python run_train.py MANIFEST OUT_DIR [--slow SECONDS] [--registry] [--set key=value ...]
 
 Launched plainly or by ``torchrun`` (DDP). ``--slow`` makes each clip read sleep (so a test can kill the
-run mid-epoch); it does not change what is computed.
+run mid-epoch); it does not change what is computed. ``--registry``: the config's ``model`` builds the
+encoder (default: the tiny test encoder).
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ def main() -> None:
     ap.add_argument("manifest")
     ap.add_argument("out_dir")
     ap.add_argument("--slow", type=float, default=0.0)
+    ap.add_argument("--registry", action="store_true")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
     cfg = parse_config(apply_overrides(tiny_config(Path(a.manifest), Path(a.out_dir)), a.set))
     data = build_train_data(cfg)
     if a.slow:
         data.dataset = Slow(data.dataset, a.slow)
-    train(cfg, encoder=TinyPatchEncoder(), data=data)
+    train(cfg, encoder=None if a.registry else TinyPatchEncoder(), data=data)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,38 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny import make_corpus  # noqa: E402
 
+from avexlab.models.checkpoints import save_encoder  # noqa: E402
+from avexlab.models.registry import build_encoder  # noqa: E402
+
 SCRIPT = Path(__file__).parent / "run_train.py"
 SETS = ["--set", "optim.steps=5", "--set", "optim.batch_size=4", "--set", "runtime.log_every=1"]
 TOL = 1e-5
 
 
+def _tokenizer_args(tmp_path: Path) -> list[str]:
+    """BEATs tokenizer distillation (beats/tiny, dropout-free): its codebook moves by an EMA of code means
+    that are summed over the ranks, so 2 processes must update it as 1."""
+    teacher = save_encoder(build_encoder("beats", "tiny"), tmp_path / "teacher")
+    sets = [
+        "model.name=beats",
+        "recipe=ssl",
+        "objective.kind=beats_tokenizer",
+        f"objective.tokenizer.teacher_checkpoint={teacher}",
+        "objective.tokenizer.codebook_size=16",
+        "objective.tokenizer.codebook_dim=8",
+        "objective.tokenizer.kmeans_batches=2",
+    ]
+    return ["--registry", *(a for s in sets for a in ("--set", s))]
+
+
 @pytest.mark.slow
-def test_two_process_gloo_matches_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("what", ["supervised", "beats_tokenizer"])
+def test_two_process_gloo_matches_one_process(tmp_path: Path, what: str) -> None:
     manifest = make_corpus(tmp_path / "corpus")
+    args = [*SETS, *(_tokenizer_args(tmp_path) if what == "beats_tokenizer" else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     one = subprocess.Popen(  # concurrently with the torchrun below
-        [sys.executable, str(SCRIPT), str(manifest), str(tmp_path / "one"), *SETS],
+        [sys.executable, str(SCRIPT), str(manifest), str(tmp_path / "one"), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -43,7 +64,7 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path) -> None:
             str(SCRIPT),
             str(manifest),
             str(tmp_path / "two"),
-            *SETS,
+            *args,
         ],
         env=env,
         capture_output=True,
@@ -62,11 +83,17 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path) -> None:
     l1, l2 = torch.tensor(m1["loss"].to_list()), torch.tensor(m2["loss"].to_list())
     assert (l1 - l2).abs().max() < TOL, (l1, l2)
     assert l1[-1] != l1[0]  # it trained
-    w1 = load_file(str(tmp_path / "one" / "checkpoint.safetensors"))
-    w2 = load_file(str(tmp_path / "two" / "checkpoint.safetensors"))
+    # the full training state: encoder and objective (a tokenizer's codebook and estimator included)
+    w1 = load_file(str(tmp_path / "one" / "checkpoints" / "step-00000005" / "weights.safetensors"))
+    w2 = load_file(str(tmp_path / "two" / "checkpoints" / "step-00000005" / "weights.safetensors"))
+    if what == "beats_tokenizer":
+        assert "objective.quantizer.codebook" in w1
     assert w1.keys() == w2.keys()
     for k in w1:
         a, b = w1[k], w2[k]
+        if not a.is_floating_point():  # flags and counters
+            assert torch.equal(a, b), k
+            continue
         if k.endswith("in_proj_bias"):
             # The attention KEY bias has a mathematically zero gradient (softmax is shift invariant); Adam
             # turns its float noise into lr-sized steps, so only the query and value parts are comparable.

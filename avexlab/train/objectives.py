@@ -224,6 +224,27 @@ def lloyd_kmeans(
     return c, assign
 
 
+def light_transformer(d: int, layers: int) -> nn.TransformerEncoder:
+    """The small pre-LN transformer of SSL heads (BEATs-style predictor, tokenizer estimator): ``d // 64``
+    heads (at least 1), FFN ``4 d``, no dropout."""
+    layer = nn.TransformerEncoderLayer(
+        d, max(1, d // 64), 4 * d, dropout=0.0, batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
+
+
+@torch.no_grad()
+def code_health(codes: Tensor, codebook_size: int) -> dict[str, Tensor]:
+    """``code_usage`` (fraction of the codebook among ``codes``) and ``code_perplexity`` (exp of their
+    entropy; 1 = one code, ``codebook_size`` = uniform): a tokenizer that collapses shows it here."""
+    counts = torch.bincount(codes.reshape(-1), minlength=codebook_size).float()
+    prob = counts / counts.sum().clamp_min(1)
+    return {
+        "code_usage": (counts > 0).float().mean(),
+        "code_perplexity": torch.exp(-(prob * prob.clamp_min(1e-12).log()).sum()),
+    }
+
+
 # -------------------------------------------------------------------------------------- BEATs-style SSL
 
 
@@ -347,9 +368,7 @@ class BeatsSSLObjective(Objective):
             )
         self.mask_emb = nn.Parameter(torch.zeros(d))
         nn.init.normal_(self.mask_emb, std=0.02)
-        heads = max(1, d // 64)
-        layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
-        self.predictor = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.predictor = light_transformer(d, layers=2)
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.codebook_size))
 
     @torch.no_grad()
@@ -396,14 +415,10 @@ class BeatsSSLObjective(Objective):
             masked &= ~token_mask
         ce = F.cross_entropy(logits[masked], targets[masked].to(h.device))
         with torch.no_grad():
-            t = targets[masked.to(targets.device)]
-            counts = torch.bincount(t, minlength=self.cfg.codebook_size).float()
-            prob = counts / counts.sum().clamp_min(1)
             logs = {
                 "loss": ce.detach(),
                 "acc": (logits[masked].argmax(-1) == targets[masked].to(h.device)).float().mean(),
-                "code_usage": (counts > 0).float().mean(),
-                "code_perplexity": torch.exp(-(prob * prob.clamp_min(1e-12).log()).sum()),
+                **code_health(targets[masked.to(targets.device)], self.cfg.codebook_size),
             }
         return ce, logs
 

@@ -37,7 +37,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avexlab.errors import CheckpointError, ConfigError, expected_found
-from avexlab.train.objectives import Objective, _require_hooks, _sincos, _unwrap, lloyd_kmeans
+from avexlab.train.objectives import (
+    Objective,
+    _require_hooks,
+    _sincos,
+    _unwrap,
+    code_health,
+    light_transformer,
+    lloyd_kmeans,
+)
 
 __all__ = [
     "TOKENIZER_FILE",
@@ -179,12 +187,7 @@ class BeatsTokenizerObjective(Objective):
         self.teacher = _teacher_from(cfg.teacher_checkpoint, enc, "objective.tokenizer.teacher_checkpoint")
         self.quantizer = NormEMAQuantizer(d, cfg.codebook_size, cfg.codebook_dim, cfg.ema_decay)
         self.est_in = nn.Linear(cfg.codebook_dim, d)
-        layer = nn.TransformerEncoderLayer(
-            d, max(1, d // 64), 4 * d, dropout=0.0, batch_first=True, norm_first=True
-        )
-        self.estimator = nn.TransformerEncoder(
-            layer, num_layers=cfg.estimator_layers, enable_nested_tensor=False
-        )
+        self.estimator = light_transformer(d, layers=cfg.estimator_layers)
         self.est_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, int(self.teacher.embed_dim)))
 
     def train(self, mode: bool = True) -> BeatsTokenizerObjective:
@@ -235,14 +238,11 @@ class BeatsTokenizerObjective(Objective):
         cos_loss = 1.0 - F.cosine_similarity(pred[real], target[real], dim=-1).mean()
         loss = cos_loss + self.cfg.commitment * commit
         with torch.no_grad():
-            counts = torch.bincount(codes[real], minlength=self.quantizer.codebook_size).float()
-            prob = counts / counts.sum().clamp_min(1)
             logs = {
                 "loss": loss.detach(),
                 "cos_loss": cos_loss.detach(),
                 "commit_loss": commit.detach(),
-                "code_usage": (counts > 0).float().mean(),
-                "code_perplexity": torch.exp(-(prob * prob.clamp_min(1e-12).log()).sum()),
+                **code_health(codes[real], self.quantizer.codebook_size),
             }
         return loss, logs
 

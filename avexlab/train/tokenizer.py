@@ -69,14 +69,23 @@ class NormEMAQuantizer(nn.Module):
     ranks of a DDP run, so 2 processes update as 1 with the same global batch); ``fit_kmeans`` initialises the
     codebook by spherical k-means."""
 
-    def __init__(self, embed_dim: int, codebook_size: int, codebook_dim: int, decay: float) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        codebook_size: int,
+        codebook_dim: int,
+        decay: float,
+        restart_unused_after: int | None = None,
+    ) -> None:
         super().__init__()
+        self.restart_unused_after = restart_unused_after
         self.proj = nn.Sequential(
             nn.Linear(embed_dim, embed_dim), nn.Tanh(), nn.Linear(embed_dim, codebook_dim)
         )
         self.decay = float(decay)
         self.register_buffer("codebook", torch.zeros(codebook_size, codebook_dim))
         self.register_buffer("initialised", torch.tensor(False))
+        self.register_buffer("idle_steps", torch.zeros(codebook_size, dtype=torch.long))
 
     @property
     def codebook_size(self) -> int:
@@ -95,12 +104,16 @@ class NormEMAQuantizer(nn.Module):
         return (z @ self.codebook.to(z.dtype).t()).argmax(dim=-1)
 
     @torch.no_grad()
-    def ema_update(self, z: Tensor, codes: Tensor) -> None:
-        """``z`` ``[M, codebook_dim]`` (unit rows), ``codes`` ``[M]``: one EMA step of the used codes."""
+    def ema_update(self, z: Tensor, codes: Tensor, generator: torch.Generator | None = None) -> int:
+        """``z`` ``[M, codebook_dim]`` (unit rows), ``codes`` ``[M]``: one EMA step of the used codes. With
+        ``restart_unused_after = n``, a code no vector chose for ``n`` consecutive updates (over all ranks)
+        is re-seeded with a random row of ``z`` (drawn by ``generator``; rank 0's choice is broadcast).
+        Returns the number of codes re-seeded."""
         V = self.codebook_size
         counts = torch.bincount(codes, minlength=V).to(z.dtype)
         sums = torch.zeros(V, z.shape[-1], dtype=z.dtype, device=z.device).index_add_(0, codes, z)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed:
             torch.distributed.all_reduce(counts)
             torch.distributed.all_reduce(sums)
         used = counts > 0
@@ -108,6 +121,21 @@ class NormEMAQuantizer(nn.Module):
         target = torch.where(used[:, None], means, self.codebook)
         self.codebook.mul_(self.decay).add_(target, alpha=1.0 - self.decay)
         self.codebook.copy_(F.normalize(self.codebook, dim=-1))
+        if self.restart_unused_after is None:
+            return 0
+        self.idle_steps.add_(1).masked_fill_(used, 0)
+        dead = self.idle_steps >= self.restart_unused_after  # the same on every rank (counts are global)
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return 0
+        pool = _gather_rows(z) if distributed else z  # the global batch's vectors, in rank order
+        pick = torch.randint(pool.shape[0], (n_dead,), generator=generator)
+        fresh = pool[pick.to(pool.device)].contiguous()
+        if distributed:  # ranks draw with their own generators: rank 0's draw is the one (as in 1 process)
+            torch.distributed.broadcast(fresh, src=0)
+        self.codebook[dead] = fresh
+        self.idle_steps[dead] = 0
+        return n_dead
 
     @torch.no_grad()
     def fit_kmeans(self, z: Tensor, iters: int, generator: torch.Generator) -> dict[str, float]:
@@ -120,6 +148,20 @@ class NormEMAQuantizer(nn.Module):
                 (torch.bincount(assign, minlength=self.codebook_size) > 0).float().mean()
             )
         }
+
+
+def _gather_rows(x: Tensor) -> Tensor:
+    """Every rank's rows of ``x`` ``[M_rank, D]`` (row counts may differ), concatenated in rank order."""
+    world = torch.distributed.get_world_size()
+    n = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    torch.distributed.all_gather(sizes, n)
+    m = int(max(int(s) for s in sizes))
+    padded = torch.zeros(m, x.shape[1], dtype=x.dtype, device=x.device)
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(parts, padded)
+    return torch.cat([p[: int(s)] for p, s in zip(parts, sizes, strict=True)])
 
 
 def _teacher_from(path: Path | None, student: nn.Module, what: str) -> nn.Module:
@@ -176,7 +218,8 @@ class BeatsTokenizerObjective(Objective):
     estimator reconstruct a frozen teacher's last layer from the quantized tokens (module docstring).
 
     Logs ``loss``, ``cos_loss`` (1 - cosine to the teacher), ``commit_loss``, ``code_usage`` (fraction of
-    the codebook this batch uses) and ``code_perplexity``: a tokenizer whose codes collapse shows it there."""
+    the codebook this batch uses), ``code_perplexity`` (a tokenizer whose codes collapse shows it there) and
+    ``codes_restarted`` (with ``restart_unused_after``)."""
 
     def __init__(self, encoder: nn.Module, cfg: Any) -> None:
         super().__init__()
@@ -185,7 +228,9 @@ class BeatsTokenizerObjective(Objective):
         d = int(enc.embed_dim)
         self.cfg = cfg
         self.teacher = _teacher_from(cfg.teacher_checkpoint, enc, "objective.tokenizer.teacher_checkpoint")
-        self.quantizer = NormEMAQuantizer(d, cfg.codebook_size, cfg.codebook_dim, cfg.ema_decay)
+        self.quantizer = NormEMAQuantizer(
+            d, cfg.codebook_size, cfg.codebook_dim, cfg.ema_decay, cfg.restart_unused_after
+        )
         self.est_in = nn.Linear(cfg.codebook_dim, d)
         self.estimator = light_transformer(d, layers=cfg.estimator_layers)
         self.est_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, int(self.teacher.embed_dim)))
@@ -222,8 +267,9 @@ class BeatsTokenizerObjective(Objective):
         z, real, tmask = self._project(enc, batch)
         codes = self.quantizer.assign(z.detach())
         zq = self.quantizer.codebook[codes]  # before this step's EMA update, as the codes were chosen
+        restarted = 0
         if self.training:
-            self.quantizer.ema_update(z.detach()[real], codes[real])
+            restarted = self.quantizer.ema_update(z.detach()[real], codes[real], batch.get("generator"))
         commit = (zq - z)[real].square().mean()
         st = z + (zq - z).detach()  # straight-through: the estimator's gradient reaches the projection
         B, N, _ = st.shape
@@ -242,6 +288,7 @@ class BeatsTokenizerObjective(Objective):
                 "loss": loss.detach(),
                 "cos_loss": cos_loss.detach(),
                 "commit_loss": commit.detach(),
+                "codes_restarted": torch.tensor(float(restarted)),
                 **code_health(codes[real], self.quantizer.codebook_size),
             }
         return loss, logs

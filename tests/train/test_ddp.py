@@ -28,7 +28,8 @@ TOL = 1e-5
 
 def _tokenizer_args(tmp_path: Path) -> list[str]:
     """BEATs tokenizer distillation (beats/tiny, dropout-free): its codebook moves by an EMA of code means
-    that are summed over the ranks, so 2 processes must update it as 1."""
+    summed over the ranks, and unused codes are re-seeded from the global batch, so 2 processes must update
+    it as 1."""
     teacher = save_encoder(build_encoder("beats", "tiny"), tmp_path / "teacher")
     sets = [
         "model.name=beats",
@@ -38,6 +39,7 @@ def _tokenizer_args(tmp_path: Path) -> list[str]:
         "objective.tokenizer.codebook_size=16",
         "objective.tokenizer.codebook_dim=8",
         "objective.tokenizer.kmeans_batches=2",
+        "objective.tokenizer.restart_unused_after=1",  # re-seeds codes from the global batch every step
     ]
     return ["--registry", *(a for s in sets for a in ("--set", s))]
 
@@ -88,6 +90,10 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path, what: str) -> None
     w2 = load_file(str(tmp_path / "two" / "checkpoints" / "step-00000005" / "weights.safetensors"))
     if what == "beats_tokenizer":
         assert "objective.quantizer.codebook" in w1
+        assert (
+            m1["codes_restarted"].sum() > 0
+            and m1["codes_restarted"].to_list() == m2["codes_restarted"].to_list()
+        )
     assert w1.keys() == w2.keys()
     for k in w1:
         a, b = w1[k], w2[k]

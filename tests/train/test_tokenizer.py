@@ -83,6 +83,23 @@ def test_ema_update_moves_used_codes_toward_their_normalised_mean() -> None:
     assert "codebook" not in dict(q.named_parameters())  # never trained by gradient
 
 
+def test_codes_unused_for_n_steps_are_reseeded_from_the_batch_only_when_asked() -> None:
+    z = F.normalize(torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.9, -0.2]]), dim=-1)
+    books = {}
+    for restart in (None, 2):
+        q = NormEMAQuantizer(4, 3, 2, decay=0.5, restart_unused_after=restart)
+        q.codebook.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+        q.initialised.fill_(True)
+        g = torch.Generator().manual_seed(0)
+        n = [q.ema_update(z, q.assign(z), g) for _ in range(3)]
+        books[restart] = (q.codebook.clone(), n, q.idle_steps.tolist())
+    book, n, idle = books[None]
+    assert n == [0, 0, 0] and torch.equal(book[2], torch.tensor([-1.0, 0.0]))  # BEATs: a dead code stays
+    book, n, idle = books[2]
+    assert n == [0, 1, 0] and idle == [0, 0, 0]  # idle after updates 1 and 2, re-seeded at the 2nd
+    assert min((book[2] - row).abs().max() for row in z) < 0.5 and book[2][0] > 0  # now among the data
+
+
 def test_spherical_kmeans_init_finds_the_directions_and_assign_needs_it() -> None:
     g = torch.Generator().manual_seed(0)
     dirs = torch.eye(4, 6)

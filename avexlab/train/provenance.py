@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["git_commit", "package_versions", "provenance"]
+__all__ = ["checkpoint_fingerprint", "git_commit", "input_checkpoints", "package_versions", "provenance"]
 
 _PACKAGES = ("avexlab", "torch", "torchaudio", "numpy", "polars", "safetensors", "pydantic", "soundfile")
 
@@ -48,11 +48,41 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def checkpoint_fingerprint(path: str | Path) -> dict[str, Any]:
+    """``{"path", "sha256"}`` of a checkpoint a run reads: for an avexlab run directory the SHA-256 of its
+    encoder weights (from ``encoder.json``; plus the tokenizer file's when it has one), else of the file."""
+    from avexlab.models.checkpoints import CONFIG_FILE, file_sha256
+
+    p = Path(path)
+    out: dict[str, Any] = {"path": str(p), "sha256": None}
+    if p.is_dir() and (p / CONFIG_FILE).is_file():
+        out["sha256"] = json.loads((p / CONFIG_FILE).read_text()).get("weights_sha256")
+        from avexlab.train.tokenizer import TOKENIZER_FILE
+
+        if (p / TOKENIZER_FILE).is_file():
+            out["tokenizer_sha256"] = file_sha256(p / TOKENIZER_FILE)
+    elif p.is_file():
+        out["sha256"] = file_sha256(p)
+    return out
+
+
+def input_checkpoints(cfg: Any) -> dict[str, dict[str, Any]]:
+    """The checkpoints ``cfg`` reads, by config key, each with :func:`checkpoint_fingerprint`: the weights a
+    run starts from, the tokenizer its targets come from, the teacher it distils. A result can then be told
+    stale when one of them has been retrained since."""
+    keys = {"model.init_checkpoint": cfg.model.init_checkpoint}
+    if cfg.objective.kind == "beats_ssl" and cfg.objective.beats.tokenizer != "random_projection":
+        keys["objective.beats.tokenizer_checkpoint"] = cfg.objective.beats.tokenizer_checkpoint
+    if cfg.objective.kind == "beats_tokenizer":
+        keys["objective.tokenizer.teacher_checkpoint"] = cfg.objective.tokenizer.teacher_checkpoint
+    return {k: checkpoint_fingerprint(v) for k, v in keys.items() if v is not None}
+
+
 def provenance(
     cfg: Any, chash: str, data: Any, device: torch.device, world_size: int, previous: Path, step: int
 ) -> str:
     """The provenance record as JSON text (seed, git commit, versions, manifest hashes, device, config
-    hash, world size, skipped clips). A run that resumes (``step`` > 0) keeps the first record and appends
+    hash, world size, skipped clips, the checkpoints it reads with their weights' SHA-256). A run that resumes (``step`` > 0) keeps the first record and appends
     a ``resumes`` entry (step, time, commit, device, world size) so every session of the run is listed."""
     dev = str(device)
     if device.type == "cuda":
@@ -70,6 +100,7 @@ def provenance(
         "num_clips": len(data.dataset),
         "num_classes": data.num_classes,
         "skipped_clips": list(data.skipped),
+        "input_checkpoints": input_checkpoints(cfg),
         "resumes": [],
     }
     if step > 0 and previous.is_file():

@@ -114,3 +114,44 @@ def test_cli_grid_refuses_a_bad_twin_count_before_any_work(tmp_path: Path) -> No
     assert result.exit_code != 0
     assert "twin_seeds: expected an integer >= 1, found 0" in result.output
     assert not out.exists()
+
+
+def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import torch
+
+    from avexlab.models.checkpoints import load_encoder, save_encoder
+    from avexlab.train.grids import grid
+
+    kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False, evaluate=False)
+    kw.update(architectures=("beats",), paradigms=("ssl", "sl-ssl"))
+    grid("smoke", **kw)
+    ssl, post = tmp_path / "grid" / "beats-all-ssl", tmp_path / "grid" / "beats-all-sl-ssl"
+    rec = json.loads((post / "provenance.json").read_text())["input_checkpoints"]["model.init_checkpoint"]
+    assert rec["path"] == str(ssl)
+    assert rec["sha256"] == json.loads((ssl / "encoder.json").read_text())["weights_sha256"]
+
+    def untouched_after(**over: object) -> str:
+        before = {p: p.stat().st_mtime_ns for p in (tmp_path / "grid").rglob("*")}
+        with pytest.raises(ConfigError) as err:
+            grid("smoke", **{**kw, **over})
+        assert {p: p.stat().st_mtime_ns for p in (tmp_path / "grid").rglob("*")} == before
+        return str(err.value)
+
+    # another profile over the same folder: the finished cells are not this grid's
+    msg = untouched_after(lr=3e-3)
+    assert "beats-all-ssl: trained with another config (optim.lr: 0.001 -> 0.003)" in msg
+    # the SSL parent was replaced (retrained elsewhere, copied in): its post-training is stale
+    enc = load_encoder(ssl)
+    with torch.no_grad():
+        next(enc.parameters()).add_(0.1)
+    save_encoder(enc, ssl)
+    assert f"post-trained {ssl} when its weights had SHA-256 {rec['sha256'][:12]}" in untouched_after()
+    # the SSL parent is gone and would be trained again: same
+    shutil.rmtree(ssl)
+    assert f"post-trained {ssl}, which this grid trains again" in untouched_after()
+    shutil.rmtree(post)
+    grid("smoke", **kw)  # both retrained
+    assert (post / "encoder.json").is_file()

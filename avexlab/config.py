@@ -184,8 +184,10 @@ class BeatsTokenizerConfig(_Strict):
     initialised by ``kmeans_iters`` spherical k-means iterations on ``kmeans_batches`` batches.
     ``restart_unused_after``: None (BEATs: a code nothing chooses stays where it is) or ``n``: a code no token
     chose for ``n`` consecutive steps is re-seeded with a random token of the batch (codebook expiry, as in
-    Jukebox and SoundStream). On the quick world without it the codebook collapsed within 100 steps to ~20
-    codes per batch of 1024 (perplexity ~10) while the reconstruction loss kept falling."""
+    Jukebox and SoundStream). On the quick world (bio pool, tiny BEATs, teacher = the grid's BEATs bio SSL
+    cell, 1000 steps) without it the codebook collapsed within 100 steps to ~20 codes per batch of 1024
+    (perplexity ~10-15, cosine loss .057 at the end); with ``restart_unused_after=20`` ~84% of the codes were
+    in use per batch (perplexity ~600) and the cosine loss ended at .037."""
 
     teacher_checkpoint: Path | None = None
     codebook_size: int = Field(default=1024, ge=2)

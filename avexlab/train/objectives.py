@@ -173,15 +173,22 @@ def _sincos(n: int, dim: int, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
-def _patch_dim(enc: nn.Module) -> int:
-    """Values per fbank patch (``p x p``), found by running the hooks on 1 s of silence."""
+def probe_hooks(enc: nn.Module, seconds: float = 1.0) -> tuple[torch.Size, tuple[int, int]]:
+    """Run ``enc``'s frontend and patchify hooks on ``seconds`` of silence (eval mode, then restored):
+    the fbank's shape and the token grid ``(n_freq, n_time)``."""
     dev = next(enc.parameters()).device
     was = enc.training
     enc.eval()
-    fbank, fmask = enc.frontend(torch.zeros(1, int(enc.sample_rate), device=dev), None)
-    _, _, (n_freq, _) = enc.patchify(fbank, fmask)
+    fbank, fmask = enc.frontend(torch.zeros(1, int(enc.sample_rate * seconds), device=dev), None)
+    _, _, (n_freq, n_time) = enc.patchify(fbank, fmask)
     enc.train(was)
-    p = fbank.shape[-1] // n_freq
+    return fbank.shape, (int(n_freq), int(n_time))
+
+
+def _patch_dim(enc: nn.Module) -> int:
+    """Values per fbank patch (``p x p``), found by running the hooks on 1 s of silence."""
+    shape, (n_freq, _) = probe_hooks(enc)
+    p = shape[-1] // n_freq
     return p * p
 
 

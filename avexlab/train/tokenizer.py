@@ -45,6 +45,7 @@ from avexlab.train.objectives import (
     code_health,
     light_transformer,
     lloyd_kmeans,
+    probe_hooks,
 )
 
 __all__ = [
@@ -178,22 +179,11 @@ def _teacher_from(path: Path | None, student: nn.Module, what: str) -> nn.Module
     return teacher.eval()
 
 
-@torch.no_grad()
-def _grid_of(enc: nn.Module, wave: Tensor) -> tuple[int, int]:
-    was = enc.training
-    enc.eval()
-    fbank, fmask = enc.frontend(wave.to(next(enc.parameters()).device), None)
-    grid = enc.patchify(fbank, fmask)[2]
-    enc.train(was)
-    return tuple(int(g) for g in grid)  # type: ignore[return-value]
-
-
 def _check_same_grid(student: nn.Module, other: nn.Module, what: str) -> None:
     """The two encoders cut 1 s and 3 s of audio into the same (n_freq, n_time) token grids."""
     s = _unwrap(student)
     for seconds in (1, 3):
-        wave = torch.zeros(1, int(s.sample_rate) * seconds)
-        a, b = _grid_of(s, wave), _grid_of(other, wave)
+        a, b = probe_hooks(s, seconds)[1], probe_hooks(other, seconds)[1]
         if a != b or int(s.sample_rate) != int(other.sample_rate):
             raise ConfigError(
                 expected_found(

@@ -228,14 +228,34 @@ class EatSSLConfig(_Strict):
     decoder_kernel: int = Field(default=3, ge=1)
 
 
+class MaskedSpecConfig(_Strict):
+    """Masked-spectrogram reconstruction (``objective.kind: masked_spec``), the generative SSL baseline of
+    SSAST / MAE-AST / Audio-MAE: ``mask_ratio`` of the encoder's fbank patches are hidden, the encoder sees only
+    the visible ones, and a light transformer (``decoder_layers``) with a learned mask embedding regresses the
+    hidden patches' fbank values (MSE on masked, non-padded patches only). ``masking``: ``random`` (uniform over
+    patches, as MAE) or ``block`` (EAT's inverse block masking, visible patches in ``block_size`` blocks: harder,
+    a patch cannot be copied from its neighbours). ``norm_patches``: targets standardised per patch
+    (MAE's ``norm_pix_loss``; the loss then measures shape, not loudness). Needs the SSL hooks
+    (``beats`` / ``eat``). Logs ``loss``, ``explained_var`` (1 - loss / target variance: 0 = predicting the
+    mean patch, 1 = perfect) and ``pred_var``."""
+
+    mask_ratio: float = Field(default=0.75, gt=0, lt=1)
+    masking: Literal["random", "block"] = "random"
+    block_size: int = Field(default=5, ge=1)
+    norm_patches: bool = True
+    decoder_layers: int = Field(default=2, ge=1)
+
+
 class ObjectiveConfig(_Strict):
     """``kind``: ``supervised`` (multi-hot BCE over the joint label space, linear head), ``beats_ssl``,
-    ``eat_ssl`` or ``beats_tokenizer`` (train a BEATs tokenizer from a teacher; section ``tokenizer``). Each
-    kind reads only its own section."""
+    ``eat_ssl``, ``masked_spec`` (masked-spectrogram reconstruction, section ``masked_spec``) or
+    ``beats_tokenizer`` (train a BEATs tokenizer from a teacher; section ``tokenizer``). Each kind reads only its
+    own section."""
 
-    kind: Literal["supervised", "beats_ssl", "eat_ssl", "beats_tokenizer"] = "supervised"
+    kind: Literal["supervised", "beats_ssl", "eat_ssl", "masked_spec", "beats_tokenizer"] = "supervised"
     beats: BeatsSSLConfig = Field(default_factory=BeatsSSLConfig)
     eat: EatSSLConfig = Field(default_factory=EatSSLConfig)
+    masked_spec: MaskedSpecConfig = Field(default_factory=MaskedSpecConfig)
     tokenizer: BeatsTokenizerConfig = Field(default_factory=BeatsTokenizerConfig)
 
     @model_validator(mode="after")
@@ -302,7 +322,7 @@ class RunConfig(_Strict):
     """The full, resolved configuration of one training run (``config.yaml`` in the run directory).
 
     ``recipe``: ``sl`` (supervised from scratch or ``model.init_checkpoint``), ``ssl`` (self-supervised,
-    objective ``beats_ssl`` / ``eat_ssl``, or a BEATs tokenizer: ``beats_tokenizer``), ``sl-ssl`` (supervised post-training of an SSL checkpoint:
+    objective ``beats_ssl`` / ``eat_ssl`` / ``masked_spec``, or a BEATs tokenizer: ``beats_tokenizer``), ``sl-ssl`` (supervised post-training of an SSL checkpoint:
     ``model.init_checkpoint`` required)."""
 
     recipe: Literal["sl", "ssl", "sl-ssl"] = "sl"
@@ -318,7 +338,8 @@ class RunConfig(_Strict):
         ssl = self.objective.kind != "supervised"
         if self.recipe == "ssl" and not ssl:
             raise ValueError(
-                "recipe 'ssl' needs objective.kind 'beats_ssl', 'eat_ssl' or 'beats_tokenizer', found 'supervised'"
+                "recipe 'ssl' needs objective.kind 'beats_ssl', 'eat_ssl', 'masked_spec' or 'beats_tokenizer', "
+                "found 'supervised'"
             )
         if self.recipe in ("sl", "sl-ssl") and ssl:
             raise ValueError(

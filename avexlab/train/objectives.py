@@ -35,10 +35,12 @@ __all__ = [
     "EatSSLObjective",
     "Objective",
     "KMeansTokenizer",
+    "MaskedSpecObjective",
     "RandomProjectionTokenizer",
     "SupervisedObjective",
     "build_objective",
     "ema_decays",
+    "encode_visible",
     "fbank_patches",
     "inverse_block_mask",
     "lloyd_kmeans",
@@ -161,6 +163,27 @@ def _gather(x: Tensor, idx: Tensor) -> Tensor:
     """``x`` ``[B, N, ...]`` at ``idx`` ``[B, K]`` -> ``[B, K, ...]``."""
     idx = idx.to(x.device)
     return x.gather(1, idx.view(*idx.shape, *([1] * (x.ndim - 2))).expand(*idx.shape, *x.shape[2:]))
+
+
+def encode_visible(
+    enc: nn.Module, tokens: Tensor, token_mask: Tensor | None, vis: Tensor, mask_emb: Tensor
+) -> tuple[Any, Tensor, Tensor, Tensor | None]:
+    """The masked-prediction step every SSL objective here shares: the encoder sees only the tokens at
+    ``vis`` ``[B, K]`` (sorted indices into ``tokens`` ``[B, N, D]``). Returns ``(out, full, masked,
+    vis_mask)``: the encoder's output on the visible tokens; ``full`` ``[B, N, D]`` = its tokens at the visible
+    positions and ``mask_emb`` elsewhere (the predictor's / decoder's input); ``masked`` ``[B, N]`` bool = the
+    hidden, non-padded positions (where losses are taken); the visible tokens' padding mask."""
+    B, N, _ = tokens.shape
+    vis_mask = None if token_mask is None else _gather(token_mask, vis)
+    out = enc.encode(_gather(tokens, vis), vis_mask)
+    h = out.tokens
+    full = mask_emb.to(h.dtype).expand(B, N, -1).clone()
+    full.scatter_(1, vis.to(h.device)[..., None].expand(-1, -1, h.shape[-1]), h)
+    masked = torch.ones(B, N, dtype=torch.bool, device=h.device)
+    masked.scatter_(1, vis.to(h.device), False)
+    if token_mask is not None:
+        masked &= ~token_mask
+    return out, full, masked, vis_mask
 
 
 def _sincos(n: int, dim: int, device: torch.device) -> Tensor:
@@ -409,23 +432,16 @@ class BeatsSSLObjective(Objective):
             )
         keep = max(1, round((1.0 - self.cfg.mask_ratio) * N))
         vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
-        vis_mask = None if token_mask is None else _gather(token_mask, vis)
-        out = enc.encode(_gather(tokens, vis), vis_mask)
-        h = out.tokens
-        full = self.mask_emb.to(h.dtype).expand(B, N, -1).clone()
-        full.scatter_(1, vis.to(h.device)[..., None].expand(-1, -1, h.shape[-1]), h)
-        full = full + _sincos(N, h.shape[-1], h.device).to(h.dtype)
+        _, full, masked, _ = encode_visible(enc, tokens, token_mask, vis, self.mask_emb)
+        full = full + _sincos(N, full.shape[-1], full.device).to(full.dtype)
         logits = self.out(self.predictor(full, src_key_padding_mask=token_mask)).float()
-        masked = torch.ones(B, N, dtype=torch.bool, device=h.device)
-        masked.scatter_(1, vis.to(h.device), False)
-        if token_mask is not None:
-            masked &= ~token_mask
-        ce = F.cross_entropy(logits[masked], targets[masked].to(h.device))
+        targets = targets.to(full.device)
+        ce = F.cross_entropy(logits[masked], targets[masked])
         with torch.no_grad():
             logs = {
                 "loss": ce.detach(),
-                "acc": (logits[masked].argmax(-1) == targets[masked].to(h.device)).float().mean(),
-                **code_health(targets[masked.to(targets.device)], self.cfg.codebook_size),
+                "acc": (logits[masked].argmax(-1) == targets[masked]).float().mean(),
+                **code_health(targets[masked], self.cfg.codebook_size),
             }
         return ce, logs
 
@@ -542,16 +558,9 @@ class EatSSLObjective(Objective):
         rep = lambda x: None if x is None else x.repeat_interleave(C, dim=0)  # noqa: E731
         tok_c, mask_c, tgt_c = rep(tokens), rep(token_mask), rep(target)
         vis = inverse_block_mask(B * C, grid, keep, cfg.block_size, mask_c, batch.get("generator"))
-        vis_mask = None if mask_c is None else _gather(mask_c, vis)
-        out = enc.encode(_gather(tok_c, vis), vis_mask)
+        out, full, masked, vis_mask = encode_visible(enc, tok_c, mask_c, vis, self.mask_emb)
         h = out.tokens
-        full = self.mask_emb.to(h.dtype).expand(B * C, N, -1).clone()
-        full.scatter_(1, vis.to(h.device)[..., None].expand(-1, -1, D), h)
         pred = (enc.decode(full, grid) if self.use_encoder_decoder else self.decoder(full, grid)).float()
-        masked = torch.ones(B * C, N, dtype=torch.bool, device=h.device)
-        masked.scatter_(1, vis.to(h.device), False)
-        if mask_c is not None:
-            masked &= ~mask_c
         frame_loss = (pred[masked] - tgt_c[masked]).square().mean()
         if out.cls is not None:
             utt = out.cls[-1]
@@ -596,6 +605,64 @@ class EatSSLObjective(Objective):
         return {"ema_decay": decay}
 
 
+# ------------------------------------------------------------------------ masked-spectrogram reconstruction
+
+
+class MaskedSpecObjective(Objective):
+    """Masked-spectrogram reconstruction (SSAST / MAE-AST / Audio-MAE's generative objective), the SSL
+    baseline without a tokenizer or a teacher: nothing here can collapse, because the targets are the input.
+
+    ``mask_ratio`` of the non-padded fbank patches are hidden (``masking``: uniform, or EAT's inverse blocks);
+    the encoder sees only the visible ones; a light transformer (``decoder_layers``, learned mask embedding +
+    sin-cos positions) regresses every hidden patch's ``p x p`` fbank values (the encoder's own frontend and
+    patch grid, :func:`fbank_patches`), standardised per patch when ``norm_patches``. Loss: MSE over hidden,
+    non-padded patches. Logs ``loss``, ``explained_var`` (1 - loss / the targets' variance over those patches;
+    0 = predicting the mean patch) and ``pred_var``."""
+
+    def __init__(self, encoder: nn.Module, cfg: Any) -> None:
+        super().__init__()
+        _require_hooks(encoder, "objective 'masked_spec'")
+        enc = _unwrap(encoder)
+        d = int(enc.embed_dim)
+        self.cfg = cfg
+        shape, grid = probe_hooks(enc)
+        fbank_patches(torch.zeros(1, *shape[1:]), grid)  # the grid must tile the fbank: clear error now
+        patch_dim = (shape[-1] // grid[0]) ** 2
+        self.mask_emb = nn.Parameter(torch.zeros(d))
+        nn.init.normal_(self.mask_emb, std=0.02)
+        self.decoder = light_transformer(d, layers=cfg.decoder_layers)
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, patch_dim))
+
+    def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        enc = _unwrap(encoder)
+        cfg = self.cfg
+        fbank, frame_mask = enc.frontend(batch["wave"], batch.get("padding_mask"))
+        tokens, token_mask, grid = enc.patchify(fbank, frame_mask)
+        B, N, _ = tokens.shape
+        with torch.no_grad():
+            target = fbank_patches(fbank.float(), grid)  # [B, N, p*p]
+            if cfg.norm_patches:
+                mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True, unbiased=False)
+                target = (target - mu) / torch.sqrt(var + 1e-6)
+        keep = max(1, round((1.0 - cfg.mask_ratio) * N))
+        if cfg.masking == "block":
+            vis = inverse_block_mask(B, grid, keep, cfg.block_size, token_mask, batch.get("generator"))
+        else:
+            vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
+        _, full, masked, _ = encode_visible(enc, tokens, token_mask, vis, self.mask_emb)
+        full = full + _sincos(N, full.shape[-1], full.device).to(full.dtype)
+        pred = self.out(self.decoder(full, src_key_padding_mask=token_mask)).float()
+        tgt = target[masked]
+        loss = (pred[masked] - tgt).square().mean()
+        with torch.no_grad():
+            logs = {
+                "loss": loss.detach(),
+                "explained_var": 1.0 - loss.detach() / tgt.var(0, unbiased=False).mean().clamp_min(1e-12),
+                "pred_var": pred[masked].var(0, unbiased=False).mean(),
+            }
+        return loss, logs
+
+
 def ema_decays(cfg: Any, total_steps: int) -> tuple[float, float]:
     """The (start, end) EMA decays of an EAT-style run of ``total_steps`` optimiser steps: ``cfg.ema_start``
     / ``cfg.ema_end`` raised to ``cfg.ema_reference_steps / total_steps`` (the teacher's memory stays the
@@ -617,10 +684,12 @@ def build_objective(cfg: Any, encoder: nn.Module, num_classes: int) -> Objective
         return BeatsSSLObjective(encoder, cfg.objective.beats)
     if kind == "eat_ssl":
         return EatSSLObjective(encoder, cfg.objective.eat)
+    if kind == "masked_spec":
+        return MaskedSpecObjective(encoder, cfg.objective.masked_spec)
     if kind == "beats_tokenizer":
         from avexlab.train.tokenizer import BeatsTokenizerObjective
 
         return BeatsTokenizerObjective(encoder, cfg.objective.tokenizer)
     raise ConfigError(
-        f"objective.kind: expected supervised|beats_ssl|eat_ssl|beats_tokenizer, found {kind!r}."
+        f"objective.kind: expected supervised|beats_ssl|eat_ssl|masked_spec|beats_tokenizer, found {kind!r}."
     )

@@ -13,13 +13,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny import TinyPatchEncoder  # noqa: E402
 
-from avexlab.config import BeatsSSLConfig, EatSSLConfig, load_config  # noqa: E402
+from avexlab.config import BeatsSSLConfig, EatSSLConfig, MaskedSpecConfig, load_config  # noqa: E402
 from avexlab.errors import ConfigError  # noqa: E402
 from avexlab.models.base import masked_pool  # noqa: E402
 from avexlab.models.registry import build_encoder  # noqa: E402
 from avexlab.train.objectives import (  # noqa: E402
     BeatsSSLObjective,
     EatSSLObjective,
+    MaskedSpecObjective,
     RandomProjectionTokenizer,
     SupervisedObjective,
     build_objective,
@@ -237,3 +238,79 @@ def test_eat_loss_weighs_the_utterance_term_by_the_masked_copies() -> None:
         want = logs["frame_loss"] + weight * 3 * clones * logs["utt_loss"]
         torch.testing.assert_close(loss.detach(), want)
         assert logs["utt_loss"] > 0
+
+
+def _capture_predictions(obj: MaskedSpecObjective) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    obj.out.register_forward_hook(lambda _m, _i, out: seen.append(out.detach().float()))
+    return seen
+
+
+@pytest.mark.parametrize("arch", ["tiny", "beats", "eat"])
+@pytest.mark.parametrize("norm", [True, False])
+def test_masked_spec_regresses_exactly_the_hidden_patches(arch: str, norm: bool) -> None:
+    # The loss is the MSE between the decoder's output and the encoder's own fbank patches (per-patch
+    # standardised when norm_patches), over the hidden, non-padded patches only: recomputed here from the
+    # same mask draw. Taking it over all patches, or over the visible ones, or without/with the patch
+    # normalisation, gives another number.
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder() if arch == "tiny" else build_encoder(arch, "tiny")
+    obj = MaskedSpecObjective(enc, MaskedSpecConfig(norm_patches=norm, mask_ratio=0.6))
+    preds = _capture_predictions(obj)
+    batch = _batch(B=3, T=24000)
+    loss, logs = obj.loss(enc, batch)
+    with torch.no_grad():
+        fbank, fmask = enc.frontend(batch["wave"], batch["padding_mask"])
+        _, tmask, grid = enc.patchify(fbank, fmask)
+        target = fbank_patches(fbank, grid)
+        if norm:
+            target = (target - target.mean(-1, keepdim=True)) / torch.sqrt(
+                target.var(-1, keepdim=True, unbiased=False) + 1e-6
+            )
+        B, N = target.shape[:2]
+        vis = random_keep(N, round(0.4 * N), tmask, B, torch.Generator().manual_seed(0))
+        hidden = torch.ones(B, N, dtype=torch.bool)
+        hidden.scatter_(1, vis, False)
+        if tmask is not None:
+            hidden &= ~tmask
+    assert tmask is not None and bool(tmask.any())  # the padded clip is exercised
+    want = (preds[0][hidden] - target[hidden]).square().mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert preds[0].shape == target.shape
+    ev = 1 - want / target[hidden].var(0, unbiased=False).mean()
+    assert logs["explained_var"].item() == pytest.approx(ev.item(), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["tiny", "beats", "eat"])
+@pytest.mark.parametrize("masking", ["random", "block"])
+def test_masked_spec_learns_through_the_encoder(arch: str, masking: str) -> None:
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder() if arch == "tiny" else build_encoder(arch, "tiny")
+    obj = MaskedSpecObjective(enc, MaskedSpecConfig(masking=masking, block_size=2))
+    n_visible: list[int] = []
+    enc.encode = (lambda f: lambda t, m=None: (n_visible.append(t.shape[1]), f(t, m))[1])(enc.encode)
+    opt = torch.optim.Adam([*enc.parameters(), *obj.parameters()], lr=3e-3)
+    batch = _batch(B=2)
+    losses, evs = [], []
+    for _ in range(10):
+        batch["generator"].manual_seed(0)  # same mask each step: the loss must go down
+        loss, logs = obj.loss(enc, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        evs.append(logs["explained_var"].item())
+    assert losses[-1] < 0.8 * losses[0] and evs[-1] > evs[0]
+    _, _, (n_freq, n_time) = enc.patchify(*enc.frontend(batch["wave"], batch["padding_mask"]))
+    assert set(n_visible) == {round(0.25 * n_freq * n_time)}  # the encoder saw only the visible quarter
+    grads = [p.grad for p in enc.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_masked_spec_needs_the_ssl_hooks_and_a_tiling_patch_grid() -> None:
+    with pytest.raises(ConfigError, match="masked_spec.*SSL hooks"):
+        MaskedSpecObjective(build_encoder("efficientnet", "tiny"), MaskedSpecConfig())
+    cfg = load_config(None, ["recipe=ssl", "objective.kind=masked_spec", "model.name=beats"])
+    assert isinstance(build_objective(cfg, build_encoder("beats", "tiny"), 0), MaskedSpecObjective)
+    with pytest.raises(ConfigError, match="masking"):
+        load_config(None, ["recipe=ssl", "objective.kind=masked_spec", "objective.masked_spec.masking=grid"])

@@ -4,6 +4,7 @@ clear errors before any work, NaN guard, frozen backbone, gradient accumulation,
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -141,14 +142,17 @@ def test_grad_accumulation_matches_the_full_batch(corpus: Path, tmp_path: Path) 
     assert (la - lb).abs().max() < 1e-5
 
 
-def test_sl_ssl_post_trains_the_ssl_checkpoint(corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("arch", "kind"), [("beats", "beats_ssl"), ("eat", "masked_spec")])
+def test_sl_ssl_post_trains_the_ssl_checkpoint(corpus: Path, tmp_path: Path, arch: str, kind: str) -> None:
     ssl = train(
         _cfg(
             corpus,
             tmp_path / "ssl",
-            **{"recipe": "ssl", "model.name": "beats", "objective.kind": "beats_ssl", "optim.steps": 2},
+            **{"recipe": "ssl", "model.name": arch, "objective.kind": kind, "optim.steps": 2},
         )
     )
+    losses = pl.read_parquet(ssl / "metrics.parquet")["loss"].to_list()
+    assert len(losses) == 2 and all(math.isfinite(v) and v > 0 for v in losses)
     ssl_enc = load_encoder(ssl)
     post = train(
         _cfg(
@@ -156,7 +160,7 @@ def test_sl_ssl_post_trains_the_ssl_checkpoint(corpus: Path, tmp_path: Path) -> 
             tmp_path / "post",
             **{
                 "recipe": "sl-ssl",
-                "model.name": "beats",
+                "model.name": arch,
                 "model.init_checkpoint": str(ssl),
                 "optim.steps": 1,
                 "optim.frozen_backbone_epochs": 1,
@@ -168,12 +172,13 @@ def test_sl_ssl_post_trains_the_ssl_checkpoint(corpus: Path, tmp_path: Path) -> 
         torch.equal(a, b)
         for a, b in zip(ssl_enc.state_dict().values(), post_enc.state_dict().values(), strict=True)
     )
-    with pytest.raises(CheckpointError, match="expected a 'eat' encoder"):
+    other = "eat" if arch == "beats" else "beats"
+    with pytest.raises(CheckpointError, match=f"expected a '{other}' encoder"):
         train(
             _cfg(
                 corpus,
                 tmp_path / "bad",
-                **{"recipe": "sl-ssl", "model.name": "eat", "model.init_checkpoint": str(ssl)},
+                **{"recipe": "sl-ssl", "model.name": other, "model.init_checkpoint": str(ssl)},
             )
         )
 

@@ -237,13 +237,24 @@ def grid(
         int | None,
         typer.Option(help="Random-init twins per architecture (default: the profile's; quick has 3)."),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a config key in every cell (key.sub=value), in one architecture's cells "
+            "(ARCH:key=value) or in one paradigm of it (ARCH/PARADIGM:key=value); repeatable. "
+            "E.g. beats/ssl:objective.kind=masked_spec.",
+        ),
+    ] = None,
 ) -> None:
     """Run the ablation grid (architectures x data mixes x paradigms), evaluate each encoder, write one table."""
     from avexlab.train import grid as run_grid
+    from avexlab.train.grids import profile_with_sets
 
     try:
         extra = {} if twin_seeds is None else {"twin_seeds": twin_seeds}
-        results_path = run_grid(profile=profile, out=out, world=world, workers=workers, **extra)
+        prof = profile_with_sets(profile, set_ or [])
+        results_path = run_grid(profile=prof, out=out, world=world, workers=workers, **extra)
     except AvexlabError as err:
         _fail(err)
     typer.echo(f"results written to {results_path}")

@@ -23,10 +23,10 @@ from typing import Any
 
 import polars as pl
 
-from avexlab.config import RunConfig, parse_config
+from avexlab.config import RunConfig, _parse_value, parse_config
 from avexlab.errors import ConfigError, expected_found
 
-__all__ = ["GRID_PROFILES", "GridProfile", "grid", "grid_configs", "random_init"]
+__all__ = ["GRID_PROFILES", "GridProfile", "grid", "grid_configs", "profile_with_sets", "random_init"]
 
 SSL_OBJECTIVE = {"beats": "beats_ssl", "eat": "eat_ssl"}
 
@@ -177,6 +177,48 @@ def grid_configs(
     return cfgs
 
 
+def resolve_profile(profile: str | GridProfile) -> GridProfile:
+    """``profile`` itself, or the named one of :data:`GRID_PROFILES` (ConfigError naming them otherwise)."""
+    if isinstance(profile, GridProfile):
+        return profile
+    if profile not in GRID_PROFILES:
+        raise ConfigError(f"grid profile {profile!r}: expected one of {sorted(GRID_PROFILES)}.")
+    return GRID_PROFILES[profile]
+
+
+def profile_with_sets(profile: str | GridProfile, sets: Sequence[str]) -> GridProfile:
+    """``profile`` with ``avexlab grid --set`` items on top of its own overrides: ``key=value`` sets a config
+    key in every cell, ``ARCH:key=value`` in that architecture's cells, ``ARCH/PARADIGM:key=value`` in those
+    (values parsed as ``avexlab train --set`` parses them). E.g. ``beats/ssl:objective.kind=masked_spec``
+    trains BEATs' SSL cells with masked-spectrogram reconstruction. Keys and architectures are validated with
+    the cells (:func:`grid_configs`), before any work."""
+    prof = resolve_profile(profile)
+    overrides = dict(prof.overrides)
+    arch_overrides = {k: dict(v) for k, v in prof.arch_overrides.items()}
+    for item in sets:
+        target, key, value = _split_set(item)
+        if target:
+            arch_overrides.setdefault(target, {})[key] = value
+        else:
+            overrides[key] = value
+    return replace(prof, overrides=overrides, arch_overrides=arch_overrides)
+
+
+def _split_set(item: str) -> tuple[str, str, Any]:
+    lhs, eq, value = item.partition("=")
+    target, colon, key = lhs.rpartition(":")
+    if not eq or not key.strip() or (colon and not target.strip()):
+        raise ConfigError(
+            expected_found(
+                "grid --set",
+                "key.sub=value, ARCH:key.sub=value or ARCH/PARADIGM:key.sub=value",
+                repr(item),
+                "E.g. --set optim.lr=0.001 or --set beats/ssl:objective.kind=masked_spec.",
+            )
+        )
+    return target.strip(), key.strip(), _parse_value(value)
+
+
 def _check_arch_overrides(profile: GridProfile) -> None:
     from avexlab.models.registry import list_encoders
 
@@ -228,12 +270,7 @@ def grid(
     from avexlab.train.data import open_world
     from avexlab.train.trainer import train
 
-    if isinstance(profile, str):
-        if profile not in GRID_PROFILES:
-            raise ConfigError(f"grid profile {profile!r}: expected one of {sorted(GRID_PROFILES)}.")
-        prof = GRID_PROFILES[profile]
-    else:
-        prof = profile
+    prof = resolve_profile(profile)
     prof = replace(prof, **profile_overrides) if profile_overrides else prof
     if not isinstance(prof.twin_seeds, int) or prof.twin_seeds < 1:
         raise ConfigError(

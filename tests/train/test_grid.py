@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from avexlab.errors import ConfigError
-from avexlab.train.grids import GRID_PROFILES, GridProfile, grid_configs
+from avexlab.train.grids import GRID_PROFILES, GridProfile, grid_configs, profile_with_sets
 
 
 def test_quick_grid_cells(tmp_path: Path) -> None:
@@ -155,3 +155,41 @@ def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) ->
     shutil.rmtree(post)
     grid("smoke", **kw)  # both retrained
     assert (post / "encoder.json").is_file()
+
+
+def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
+    prof = profile_with_sets(
+        "quick",
+        ["beats/ssl:objective.kind=masked_spec", "eat:optim.lr=0.002", "augment.mixup.p=0", "beats:optim.steps=7"],
+    )
+    by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
+    kinds = {n: c.objective.kind for n, c in by_name.items() if c.recipe == "ssl"}
+    assert kinds == {
+        **{f"beats-{m}-ssl": "masked_spec" for m in ("bio", "general", "all")},
+        **{f"eat-{m}-ssl": "eat_ssl" for m in ("bio", "general", "all")},
+    }
+    assert all(c.augment.mixup.p == 0 for c in by_name.values())
+    assert {n for n, c in by_name.items() if c.optim.lr == 0.002} == {n for n in by_name if n.startswith("eat")}
+    # The profile's own per-cell settings stay unless a --set names them: beats/ssl keeps 3000 steps (a
+    # ARCH/PARADIGM key wins over the ARCH one), the other BEATs cells get 7.
+    assert by_name["beats-bio-ssl"].optim.steps == 3000 and by_name["beats-bio-sl"].optim.steps == 7
+    assert by_name["efficientnet-bio-sl"].optim.steps == 300
+    assert GRID_PROFILES["quick"].arch_overrides["beats/ssl"] == {"optim.steps": 3000}  # not mutated
+    for bad in ("optim.lr", "=3", "beats/ssl:=3", ":optim.lr=3"):
+        with pytest.raises(ConfigError, match="grid --set"):
+            profile_with_sets("quick", [bad])
+
+
+def test_cli_grid_set_refuses_unknown_keys_and_architectures_before_any_work(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from avexlab.cli import app
+
+    out = tmp_path / "grid"
+    for bad, says in (
+        ("beats/ssl:objective.masked_spec.nope=1", "unknown key 'objective.masked_spec.nope'"),
+        ("beat:optim.lr=0.1", "arch_overrides key"),
+    ):
+        result = CliRunner().invoke(app, ["grid", "--profile", "smoke", "--out", str(out), "--set", bad])
+        assert result.exit_code != 0 and says in result.output, result.output
+        assert not out.exists()

@@ -160,7 +160,12 @@ def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) ->
 def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
     prof = profile_with_sets(
         "quick",
-        ["beats/ssl:objective.kind=masked_spec", "eat:optim.lr=0.002", "augment.mixup.p=0", "beats:optim.steps=7"],
+        [
+            "beats/ssl:objective.kind=masked_spec",
+            "eat:optim.lr=0.002",
+            "augment.mixup.p=0",
+            "beats:optim.steps=7",
+        ],
     )
     by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
     kinds = {n: c.objective.kind for n, c in by_name.items() if c.recipe == "ssl"}
@@ -169,7 +174,9 @@ def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
         **{f"eat-{m}-ssl": "eat_ssl" for m in ("bio", "general", "all")},
     }
     assert all(c.augment.mixup.p == 0 for c in by_name.values())
-    assert {n for n, c in by_name.items() if c.optim.lr == 0.002} == {n for n in by_name if n.startswith("eat")}
+    assert {n for n, c in by_name.items() if c.optim.lr == 0.002} == {
+        n for n in by_name if n.startswith("eat")
+    }
     # The profile's own per-cell settings stay unless a --set names them: beats/ssl keeps 3000 steps (a
     # ARCH/PARADIGM key wins over the ARCH one), the other BEATs cells get 7.
     assert by_name["beats-bio-ssl"].optim.steps == 3000 and by_name["beats-bio-sl"].optim.steps == 7

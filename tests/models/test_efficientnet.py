@@ -233,3 +233,38 @@ def test_fast_path_folds_batchnorm_in_eval_only_and_never_goes_stale():
     assert torch.equal(out_fast, out_ref)
     assert not torch.equal(fast.features[0][1].running_mean, before)  # batch statistics were used
     torch.testing.assert_close(fast.features[0][1].running_mean, ref.features[0][1].running_mean)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 1.0])
+def test_drop_path_is_torchvisions_row_stochastic_depth_bit_for_bit(p: float) -> None:
+    from torchvision.ops import stochastic_depth
+
+    from avexlab.models.efficientnet import drop_path
+
+    x = torch.randn(64, 3, 5, 7)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        ours = drop_path(x, p, training=True)
+        after_ours = torch.rand(1)
+        torch.manual_seed(seed)
+        theirs = stochastic_depth(x, p, "row", True)
+        assert torch.equal(ours, theirs) and torch.equal(torch.rand(1), after_ours)  # same RNG use
+    assert torch.equal(drop_path(x, p, training=False), x)
+    if 0.0 < p < 1.0:  # whole rows are dropped, the rest rescaled
+        y = drop_path(x, p, training=True)
+        dropped = (y == 0).flatten(1).all(1)
+        assert dropped.any() and (~dropped).any()
+        assert torch.allclose(y[~dropped], x[~dropped] / (1 - p))
+
+
+def test_encoders_build_without_importing_torchvision() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from avexlab.models import build_encoder; "
+        "[build_encoder(n, 'tiny') for n in ('efficientnet', 'beats', 'eat')]; "
+        "print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -228,7 +228,7 @@ def _check_arch_overrides(profile: GridProfile) -> None:
         if arch not in known or (sep and paradigm not in ("sl", "ssl", "sl-ssl")):
             raise ConfigError(
                 expected_found(
-                    "grid arch_overrides key",
+                    "grid arch_overrides key (or the ARCH[/PARADIGM]: prefix of a --set)",
                     f"an architecture ({', '.join(known)}) or ARCH/PARADIGM with PARADIGM one of sl, ssl, "
                     "sl-ssl",
                     repr(key),

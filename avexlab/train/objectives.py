@@ -275,6 +275,27 @@ def code_health(codes: Tensor, codebook_size: int) -> dict[str, Tensor]:
     }
 
 
+class _MaskedPrediction(Objective):
+    """What BEATs-style token prediction and masked-spectrogram reconstruction share: a learned mask
+    embedding, a light transformer over all positions (encoder outputs at the visible ones, the mask embedding
+    elsewhere, plus sin-cos positions) and a LayerNorm + Linear head to ``out_dim`` per position."""
+
+    def _build_predictor(self, d: int, out_dim: int, layers: int) -> None:
+        self.mask_emb = nn.Parameter(torch.zeros(d))
+        nn.init.normal_(self.mask_emb, std=0.02)
+        self.predictor = light_transformer(d, layers=layers)
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, out_dim))
+
+    def _predict(
+        self, enc: nn.Module, tokens: Tensor, token_mask: Tensor | None, vis: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Float predictions ``[B, N, out_dim]`` for every position and the ``masked`` ``[B, N]`` positions
+        (hidden, non-padded) where the loss is taken; the encoder sees only ``vis``."""
+        _, full, masked, _ = encode_visible(enc, tokens, token_mask, vis, self.mask_emb)
+        full = full + _sincos(full.shape[1], full.shape[-1], full.device).to(full.dtype)
+        return self.out(self.predictor(full, src_key_padding_mask=token_mask)).float(), masked
+
+
 # -------------------------------------------------------------------------------------- BEATs-style SSL
 
 
@@ -353,7 +374,7 @@ class KMeansTokenizer(nn.Module):
         return torch.cdist(h, self.codebook.to(h.dtype).expand(h.shape[0], -1, -1)).argmin(dim=-1)
 
 
-class BeatsSSLObjective(Objective):
+class BeatsSSLObjective(_MaskedPrediction):
     """BEATs-style masked token prediction.
 
     ``mask_ratio`` of the non-padded patches are masked; the encoder sees only the visible ones
@@ -396,10 +417,7 @@ class BeatsSSLObjective(Objective):
             self.tokenizer = RandomProjectionTokenizer(
                 patch_dim, cfg.codebook_size, cfg.codebook_dim, cfg.tokenizer_seed
             )
-        self.mask_emb = nn.Parameter(torch.zeros(d))
-        nn.init.normal_(self.mask_emb, std=0.02)
-        self.predictor = light_transformer(d, layers=2)
-        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.codebook_size))
+        self._build_predictor(d, cfg.codebook_size, layers=2)
 
     @torch.no_grad()
     def prepare(self, encoder: nn.Module, batches: Any, generator: torch.Generator) -> dict[str, float]:
@@ -432,10 +450,8 @@ class BeatsSSLObjective(Objective):
             )
         keep = max(1, round((1.0 - self.cfg.mask_ratio) * N))
         vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
-        _, full, masked, _ = encode_visible(enc, tokens, token_mask, vis, self.mask_emb)
-        full = full + _sincos(N, full.shape[-1], full.device).to(full.dtype)
-        logits = self.out(self.predictor(full, src_key_padding_mask=token_mask)).float()
-        targets = targets.to(full.device)
+        logits, masked = self._predict(enc, tokens, token_mask, vis)
+        targets = targets.to(logits.device)
         ce = F.cross_entropy(logits[masked], targets[masked])
         with torch.no_grad():
             logs = {
@@ -608,7 +624,7 @@ class EatSSLObjective(Objective):
 # ------------------------------------------------------------------------ masked-spectrogram reconstruction
 
 
-class MaskedSpecObjective(Objective):
+class MaskedSpecObjective(_MaskedPrediction):
     """Masked-spectrogram reconstruction (SSAST / MAE-AST / Audio-MAE's generative objective), the SSL
     baseline without a tokenizer or a teacher: nothing here can collapse, because the targets are the input.
 
@@ -627,11 +643,7 @@ class MaskedSpecObjective(Objective):
         self.cfg = cfg
         shape, grid = probe_hooks(enc)
         fbank_patches(torch.zeros(1, *shape[1:]), grid)  # the grid must tile the fbank: clear error now
-        patch_dim = (shape[-1] // grid[0]) ** 2
-        self.mask_emb = nn.Parameter(torch.zeros(d))
-        nn.init.normal_(self.mask_emb, std=0.02)
-        self.decoder = light_transformer(d, layers=cfg.decoder_layers)
-        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, patch_dim))
+        self._build_predictor(d, (shape[-1] // grid[0]) ** 2, layers=cfg.decoder_layers)
 
     def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         enc = _unwrap(encoder)
@@ -649,9 +661,7 @@ class MaskedSpecObjective(Objective):
             vis = inverse_block_mask(B, grid, keep, cfg.block_size, token_mask, batch.get("generator"))
         else:
             vis = random_keep(N, keep, token_mask, B, batch.get("generator"))
-        _, full, masked, _ = encode_visible(enc, tokens, token_mask, vis, self.mask_emb)
-        full = full + _sincos(N, full.shape[-1], full.device).to(full.dtype)
-        pred = self.out(self.decoder(full, src_key_padding_mask=token_mask)).float()
+        pred, masked = self._predict(enc, tokens, token_mask, vis)
         tgt = target[masked]
         loss = (pred[masked] - tgt).square().mean()
         with torch.no_grad():

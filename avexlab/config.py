@@ -395,7 +395,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
         raise _config_error(err, source) from None
 
 
-def _parse_value(text: str) -> Any:
+def parse_override_value(text: str) -> Any:
     # YAML scalars: 1, 1.5, true, null, [1, 2], {a: 1}; YAML 1.1 reads '1e-3' as a string, pydantic casts it.
     try:
         return yaml.safe_load(text)
@@ -423,7 +423,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                     f"override {item!r}: {'.'.join(parts[: i + 1])!r} is a value ({child!r}), not a section."
                 )
             node = child
-        node[parts[-1]] = _parse_value(value)
+        node[parts[-1]] = parse_override_value(value)
     return out
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from avexlab.config import RunConfig, _parse_value, parse_config
+from avexlab.config import RunConfig, parse_config, parse_override_value
 from avexlab.errors import ConfigError, expected_found
 
 __all__ = ["GRID_PROFILES", "GridProfile", "grid", "grid_configs", "profile_with_sets", "random_init"]
@@ -216,7 +216,7 @@ def _split_set(item: str) -> tuple[str, str, Any]:
                 "E.g. --set optim.lr=0.001 or --set beats/ssl:objective.kind=masked_spec.",
             )
         )
-    return target.strip(), key.strip(), _parse_value(value)
+    return target.strip(), key.strip(), parse_override_value(value)
 
 
 def _check_arch_overrides(profile: GridProfile) -> None:

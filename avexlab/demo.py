@@ -12,7 +12,6 @@ Every step calls the same library functions as the CLI and the notebooks.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,34 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from avexlab.errors import ConfigError, expected_found
-
 BASELINES: tuple[str, ...] = ("logmel:base", "efficientnet:tiny", "beats:tiny", "eat:tiny")
-
-
-def open_or_render_world(preset: str, seed: int, folder: Path, *, echo: Callable[[str], Any] = print) -> Any:
-    """Reopen the world rendered in ``folder`` if it is the world of ``(preset, seed)``; render it otherwise.
-    A folder holding another world is an error (nothing is overwritten)."""
-    from avexlab.synth import render_world
-    from avexlab.synth.world import World
-
-    meta = folder / "world.json"
-    if meta.is_file():
-        info = json.loads(meta.read_text())
-        found = (info.get("preset"), info.get("seed"))
-        if found != (preset, seed):
-            raise ConfigError(
-                expected_found(
-                    f"world folder {folder}",
-                    f"the world of preset {preset!r}, seed {seed}",
-                    f"preset {found[0]!r}, seed {found[1]}",
-                    "Pass another --out or delete that folder.",
-                )
-            )
-        echo(f"reusing the world rendered in {folder}")
-        return World.open(folder)
-    echo(f"rendering world {preset!r} (seed {seed}) into {folder} ...")
-    return render_world(preset, seed, out=folder, progress=True, workers=min(4, os.cpu_count() or 1))
 
 
 def demo_train_config(world_dir: Path, preset: str, seed: int, out_dir: Path, steps: int) -> Any:
@@ -84,12 +56,15 @@ def run_demo(
     """Run the main job; returns the tidy results table (also ``out/results.parquet``)."""
     from avexlab.evaluate.report import save_results, write_html_report
     from avexlab.evaluate.suites import evaluate_encoder_on_world, ood_report, paper_table
+    from avexlab.synth import open_or_render_world
     from avexlab.train import train
 
     show = show or (lambda df, title=None: echo(f"{title or ''}\n{df}"))
     out = Path(out)
     world_dir = out / "world"
-    world = open_or_render_world(preset, seed, world_dir, echo=echo)
+    world = open_or_render_world(
+        preset, seed, world_dir, progress=True, workers=min(4, os.cpu_count() or 1), echo=echo
+    )
     show(world.summary(), title=f"synthetic world {preset!r}, seed {seed}")
 
     cache = out / "embedding-cache"

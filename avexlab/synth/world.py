@@ -763,6 +763,62 @@ def render_world(
     return World.open(out)
 
 
+def open_or_render_world(
+    preset: str,
+    seed: int,
+    folder: str | Path,
+    *,
+    progress: bool = False,
+    workers: int = 1,
+    echo: Any = None,
+) -> World:
+    """The world of ``(preset, seed)`` in ``folder``: reopened when ``folder`` already holds exactly that
+    world, rendered there otherwise.
+
+    "Exactly" means the whole config, not just the preset's name: a folder rendered with knob overrides
+    (``avexlab synth --preset quick --snr-db ...``), or by an avexlab whose preset had other sizes, holds a
+    different world under the same name, and training or evaluating on it would silently change the
+    results. Such a folder is an error naming the keys that differ; nothing in it is touched or
+    overwritten."""
+    folder = Path(folder)
+    meta = folder / "world.json"
+    if not meta.is_file():
+        if echo is not None:
+            echo(f"rendering world {preset!r} (seed {seed}) into {folder} ...")
+        return render_world(preset, seed, folder, progress=progress, workers=workers)
+    info = json.loads(meta.read_text())
+    found = (info.get("preset"), info.get("seed"))
+    if found != (preset, seed):
+        raise ConfigError(
+            expected_found(
+                f"world folder {folder}",
+                f"the world of preset {preset!r}, seed {seed}",
+                f"preset {found[0]!r}, seed {found[1]}",
+                "Pass another folder (--out / --world / data.world_dir) or delete that one.",
+            )
+        )
+    want = resolve_config(preset).to_dict()
+    have = info.get("config", {})
+    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if differ:
+        shown = "; ".join(
+            f"{k}: {have.get(k, '(absent)')!r} there, {want.get(k, '(absent)')!r} in the preset"
+            for k in differ[:6]
+        )
+        raise ConfigError(
+            expected_found(
+                f"world folder {folder}",
+                f"the {preset!r} preset's world as this avexlab defines it",
+                f"a world rendered with other settings ({shown}{'; ...' if len(differ) > 6 else ''})",
+                "It was rendered with knob overrides or by another avexlab version. Pass another folder, "
+                f"or delete {folder} and run again to render the preset there.",
+            )
+        )
+    if echo is not None:
+        echo(f"reusing the world rendered in {folder}")
+    return World.open(folder)
+
+
 @dataclass(frozen=True)
 class ShiftSweep:
     """Detection suites that differ only in one knob. ``suites[value]`` is ``syn-det-forest`` with every split

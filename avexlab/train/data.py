@@ -110,20 +110,14 @@ def pool_weights(manifest: pl.DataFrame, weights: dict[str, float] | None) -> Te
 
 def open_world(preset: str, seed: int, world_dir: Path | None) -> Any:
     """The synthetic world ``(preset, seed)``: in memory when ``world_dir`` is None; else reopened from
-    ``world_dir`` when it holds that world (checked: another preset/seed there is a ConfigError), or
-    rendered there once."""
+    ``world_dir`` when it holds exactly that world (another preset, seed or config there is a
+    ConfigError), or rendered there once."""
     from avexlab.synth import render_world
-    from avexlab.synth.world import World
+    from avexlab.synth.world import open_or_render_world
 
-    if world_dir is not None and (Path(world_dir) / "world.json").is_file():
-        world = World.open(world_dir)
-        if (world.config.preset, int(world.seed)) != (preset, int(seed)):
-            raise ConfigError(
-                f"data.world_dir {world_dir}: expected the world ({preset!r}, seed {seed}), found "
-                f"({world.config.preset!r}, seed {world.seed}). Use another data.world_dir."
-            )
-        return world
-    return render_world(preset, seed, world_dir)
+    if world_dir is None:
+        return render_world(preset, seed)
+    return open_or_render_world(preset, seed, world_dir)
 
 
 def _load_manifests(cfg: Any) -> tuple[pl.DataFrame, Path | None, dict[str, str], Any]:

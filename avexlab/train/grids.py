@@ -287,7 +287,7 @@ def grid(
         if p != "sl" and not _has_ssl(a)
     ]
     out.mkdir(parents=True, exist_ok=True)
-    open_world(prof.world_preset, seed, wdir)  # render (or check) the world once, before any training
+    world = open_world(prof.world_preset, seed, wdir)  # render (or check) the world once, before training
     bar = _bar(progress, len(cfgs))
     for cfg in cfgs:
         bar.set_description(Path(cfg.runtime.out_dir).name)
@@ -302,6 +302,8 @@ def grid(
                 "seed": seed,
                 "cells": [Path(c.runtime.out_dir).name for c in cfgs],
                 "skipped": skipped,
+                # which world the table was measured on: a preset's sizes can change between versions
+                "world": {k: world.meta.get(k) for k in GRID_WORLD_KEYS},
             },
             indent=2,
         )
@@ -310,6 +312,17 @@ def grid(
         return out / "grid.json"
     _evaluate_grid(prof, cfgs, wdir, out, seed, workers, progress)
     return out / "results.parquet"
+
+
+GRID_WORLD_KEYS: tuple[str, ...] = (
+    "preset",
+    "seed",
+    "config",
+    "avexlab_version",
+    "manifest_sha256",
+    "audio_sha256",
+)
+"""What ``grid.json`` records of the world its cells were trained and evaluated on (from ``world.json``)."""
 
 
 def _finished(cfg: RunConfig) -> bool:

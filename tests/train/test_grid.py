@@ -71,6 +71,7 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
 
     import polars as pl
 
+    from avexlab.synth import resolve_config
     from avexlab.train.grids import grid
 
     kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False)
@@ -95,6 +96,14 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     assert set(res.filter(pl.col("method") == "probe")["probe_recipe"]) == {"paper"}
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
+    # the world it was measured on, down to its manifests' and audio's hashes
+    world_json = json.loads((tmp_path / "world" / "world.json").read_text())
+    assert info["world"]["config"] == resolve_config("smoke").to_dict()
+    assert info["world"]["manifest_sha256"] == world_json["manifest_sha256"]
+    assert (
+        info["world"]["audio_sha256"] == world_json["audio_sha256"]
+        and len(info["world"]["audio_sha256"]) == 64
+    )
     # Two evaluation workers give the same table (jobs come back in order; caches are content-keyed).
     # The embeddings come from the cache here and probes run on one thread, so the rows are identical.
     assert pl.read_parquet(grid("smoke", workers=2, **kw)).equals(res)

@@ -416,7 +416,13 @@ def _evaluate_grid(
         for a in prof.architectures
         for k in range(prof.twin_seeds)
     ] + [
-        {"arch": c.model.name, "mix": c.data.mix, "paradigm": c.recipe, "checkpoint": str(c.runtime.out_dir)}
+        {
+            "arch": c.model.name,
+            "mix": c.data.mix,
+            "paradigm": c.recipe,
+            "checkpoint": str(c.runtime.out_dir),
+            **_objectives(c, cfgs),
+        }
         for c in cfgs
     ]
     shared = {
@@ -453,6 +459,24 @@ def _evaluate_grid(
     return results
 
 
+def _objectives(cfg: RunConfig, cfgs: Sequence[RunConfig]) -> dict[str, str | None]:
+    """The cell's own ``objective.kind`` and the SSL objective its encoder came from (its own for ``ssl``,
+    its parent's for ``sl-ssl``, None for ``sl``), so a grid run with ``--set ...objective.kind=...`` says
+    in every row which objective made the encoder."""
+    if cfg.recipe == "ssl":
+        return {"objective": cfg.objective.kind, "ssl_objective": cfg.objective.kind}
+    if cfg.recipe != "sl-ssl":
+        return {"objective": cfg.objective.kind, "ssl_objective": None}
+    parent = str(cfg.model.init_checkpoint)
+    kinds = [c.objective.kind for c in cfgs if str(c.runtime.out_dir) == parent]
+    run = Path(parent) if Path(parent).is_dir() else Path(parent).parent
+    if not kinds and (run / "config.yaml").is_file():  # a parent outside this grid: what its run recorded
+        from avexlab.config import load_config
+
+        kinds = [load_config(run / "config.yaml").objective.kind]
+    return {"objective": cfg.objective.kind, "ssl_objective": kinds[0] if kinds else None}
+
+
 def _worker_init(threads: int) -> None:
     import torch
 
@@ -470,7 +494,8 @@ def _open_world_once(preset: str, seed: int, world_dir: str) -> Any:
 
 def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
     """One encoder (a random-init twin or a trained cell) on every suite of the world: the tidy table with
-    ``checkpoint``, ``architecture``, ``mix`` and ``paradigm`` columns."""
+    ``checkpoint``, ``architecture``, ``mix``, ``paradigm``, ``objective`` and ``ssl_objective`` columns
+    (the last two null for random-init twins)."""
     import torch
 
     from avexlab.evaluate.suites import evaluate_suite
@@ -505,6 +530,8 @@ def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
         pl.lit(job["arch"]).alias("architecture"),
         pl.lit(job["mix"], dtype=pl.String).alias("mix"),
         pl.lit(job["paradigm"]).alias("paradigm"),
+        pl.lit(job.get("objective"), dtype=pl.String).alias("objective"),
+        pl.lit(job.get("ssl_objective"), dtype=pl.String).alias("ssl_objective"),
     )
 
 

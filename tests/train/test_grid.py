@@ -94,6 +94,11 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     gains = cells_vs_twins(res)
     assert gains["encoder"].to_list() == ["efficientnet-all-sl"] and gains["twin_spread"][0] >= 0
     assert set(res.filter(pl.col("method") == "probe")["probe_recipe"]) == {"paper"}
+    by_ckpt = res.group_by("checkpoint").agg(pl.col("objective").unique(), pl.col("ssl_objective").unique())
+    assert {r["checkpoint"]: (r["objective"], r["ssl_objective"]) for r in by_ckpt.iter_rows(named=True)} == {
+        "random-init": ([None], [None]),
+        str(tmp_path / "grid" / "efficientnet-all-sl"): (["supervised"], [None]),
+    }
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
     # the world it was measured on, down to its manifests' and audio's hashes
@@ -194,6 +199,26 @@ def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
     for bad in ("optim.lr", "=3", "beats/ssl:=3", ":optim.lr=3"):
         with pytest.raises(ConfigError, match="grid --set"):
             profile_with_sets("quick", [bad])
+
+
+def test_grid_rows_say_which_objective_made_each_encoder(tmp_path: Path) -> None:
+    from avexlab.config import save_config
+    from avexlab.train.grids import _objectives
+
+    prof = profile_with_sets("quick", ["beats/ssl:objective.kind=masked_spec"])
+    cfgs = grid_configs(prof, tmp_path)
+    got = {Path(c.runtime.out_dir).name: _objectives(c, cfgs) for c in cfgs}
+    assert got["beats-bio-ssl"] == {"objective": "masked_spec", "ssl_objective": "masked_spec"}
+    assert got["beats-bio-sl-ssl"] == {"objective": "supervised", "ssl_objective": "masked_spec"}
+    assert got["eat-all-sl-ssl"] == {"objective": "supervised", "ssl_objective": "eat_ssl"}
+    assert got["efficientnet-bio-sl"] == {"objective": "supervised", "ssl_objective": None}
+    # an sl-ssl cell whose parent is not in this grid: the parent's own config.yaml says
+    post = next(c for c in cfgs if Path(c.runtime.out_dir).name == "beats-all-sl-ssl")
+    parent = next(c for c in cfgs if Path(c.runtime.out_dir).name == "beats-all-ssl")
+    save_config(parent, Path(parent.runtime.out_dir) / "config.yaml")
+    for init in (Path(parent.runtime.out_dir), Path(parent.runtime.out_dir) / "checkpoint.safetensors"):
+        alone = post.model_copy(update={"model": post.model.model_copy(update={"init_checkpoint": init})})
+        assert _objectives(alone, [alone])["ssl_objective"] == "masked_spec"
 
 
 def test_cli_grid_set_refuses_unknown_keys_and_architectures_before_any_work(tmp_path: Path) -> None:

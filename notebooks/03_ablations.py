@@ -96,8 +96,8 @@ def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
                 f"{len(_p.mixes)} mixes x {len(_p.paradigms)} paradigms, steps per cell: {_steps} "
                 f"(SL-SSL post-training {_p.post_steps}), batch {_p.batch_size}, {_p.size} size, "
                 f"{_p.clip_s:g} s crops, into `runs/notebook-grid/{scale.value}` (finished cells are "
-                "reused). Seconds at `smoke`; at `workshop` the committed results took about 190 core-minutes of "
-                "training (3-25 minutes per cell on one core, the BEATs SSL cells the longest) and about 10 "
+                "reused). Seconds at `smoke`; at `workshop` the committed results took about 265 core-minutes of "
+                "training (3-49 minutes per cell on one core, the BEATs SSL cells the longest) and about 10 "
                 "minutes of evaluation with 2 workers on a 2-core VM; a GPU at `paper`. It never runs on its own at `workshop` or "
                 "`paper` scale."
             ),

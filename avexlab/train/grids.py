@@ -78,7 +78,7 @@ class GridProfile:
 
 
 GRID_PROFILES: dict[str, GridProfile] = {
-    # CPU, 3-25 minutes per cell at tiny size on one core (5 s random crops, batch 16): the workshop-scale
+    # CPU, 3-49 minutes per cell at tiny size on one core (5 s random crops, batch 16): the workshop-scale
     # ablation. Measured on the quick world (cells_vs_twins): at 40 steps of batch 8 no cell separated
     # from its random-init twin; at 300 steps the EfficientNet cells did (+.06 to +.15 mean gain) but the
     # then 64-d x 2-layer BEATs/EAT did not (-.02 to +.01); at 1000 steps their SL cells did (+.09 / +.11)
@@ -90,7 +90,10 @@ GRID_PROFILES: dict[str, GridProfile] = {
     # +.020 at 1000 and +.007 at 3000 (spread .005), so EAT keeps 1000. EAT's own optimiser (Adam betas
     # (0.9, 0.95), weight decay 0.05) for the EAT SSL cells moved them by -.032 to +.010 (bio +.007, general
     # +.000, all -.012 vs -.003 / +.013 / +.020): at this scale their gains are within training noise, so
-    # the cells keep the grid's optimiser.
+    # the cells keep the grid's optimiser. With the Indiv. ID suite at 96 test clips (quick world), BEATs
+    # SSL on mix 'bio' gained +.005 at 3000 steps (spread .011; token loss still falling, 4.73) and +.036 at
+    # 6000 (loss 4.33), hence 6000 BEATs SSL steps for every mix; EAT SSL on 'general' gained +.007 at 1000
+    # and +.002 at 2000, so EAT stays at 1000.
     "quick": GridProfile(
         steps=1000,
         post_steps=500,
@@ -101,7 +104,7 @@ GRID_PROFILES: dict[str, GridProfile] = {
         overrides={"objective.eat.clones": 4},
         arch_overrides={
             "efficientnet": {"optim.steps": 300},
-            "beats/ssl": {"optim.steps": 3000},
+            "beats/ssl": {"optim.steps": 6000},
         },
     ),
     # Seconds per cell: tests and a first look.

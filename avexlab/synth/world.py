@@ -776,9 +776,9 @@ def open_or_render_world(
     world, rendered there otherwise.
 
     "Exactly" means the whole config, not just the preset's name: a folder rendered with knob overrides
-    (``avexlab synth --preset quick --snr-db ...``), or by an avexlab whose preset had other sizes, holds a
-    different world under the same name, and training or evaluating on it would silently change the
-    results. Such a folder is an error naming the keys that differ; nothing in it is touched or
+    (``avexlab synth --sample-rate 32000``, ``render_world(preset, seed, out, snr_db=...)``), or by an avexlab
+    whose preset had other sizes, holds a different world under the same name, and training or evaluating
+    on it would silently change the results. Such a folder is an error naming the keys that differ; nothing in it is touched or
     overwritten."""
     folder = Path(folder)
     meta = folder / "world.json"

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -770,7 +770,7 @@ def open_or_render_world(
     *,
     progress: bool = False,
     workers: int = 1,
-    echo: Any = None,
+    echo: Callable[[str], Any] | None = None,
 ) -> World:
     """The world of ``(preset, seed)`` in ``folder``: reopened when ``folder`` already holds exactly that
     world, rendered there otherwise.

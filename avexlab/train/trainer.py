@@ -67,7 +67,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: floa
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
+def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device, bool]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -79,9 +79,10 @@ def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu" if device_pref == "auto" else device_pref)
-    if world > 1 and not dist.is_initialized():
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return world, rank, device
+    return world, rank, device, owns_group
 
 
 def _seed_step(seed: int, step: int, rank: int, *gens: torch.Generator) -> None:
@@ -162,10 +163,28 @@ def train(
     that can be checked (config, resume compatibility, data pool, objective vs encoder) is checked before
     the first step.
     """
+    world, rank, device, owns_group = _setup_distributed(config.runtime.device)
+    try:
+        return _train(config, encoder, data, world, rank, device)
+    finally:
+        # A process group left to the interpreter's exit tears gloo's threads down in no set order and the
+        # process can die of SIGABRT ("terminate called without an active exception") after a finished
+        # run; one the caller created is the caller's to destroy.
+        if owns_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    config: RunConfig,
+    encoder: nn.Module | None,
+    data: TrainData | None,
+    world: int,
+    rank: int,
+    device: torch.device,
+) -> Path:
     cfg = config
     run_dir = Path(cfg.runtime.out_dir)
     chash = config_hash(cfg)
-    world, rank, device = _setup_distributed(cfg.runtime.device)
     is_main = rank == 0
     if cfg.runtime.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

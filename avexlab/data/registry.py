@@ -78,12 +78,11 @@ class DatasetCheck:
 
 
 def registry_path() -> Path:
-    """Where the registry YAML is read from: ``$AVEXLAB_PAPER_DATASETS`` if set, else the repository's
-    ``data_manifests/paper_datasets.yaml``."""
+    """Where the registry YAML is read from: ``$AVEXLAB_PAPER_DATASETS`` if set, else the package's
+    ``avexlab/data/paper_datasets.yaml``: in a checkout a link to ``data_manifests/paper_datasets.yaml``
+    (the one file to edit), in an installed wheel a copy of it."""
     env = os.environ.get("AVEXLAB_PAPER_DATASETS")
-    return (
-        Path(env) if env else Path(__file__).resolve().parents[2] / "data_manifests" / "paper_datasets.yaml"
-    )
+    return Path(env) if env else Path(__file__).with_name("paper_datasets.yaml")
 
 
 def _opt_int(entry: dict[str, Any], key: str) -> int | None:

@@ -2,98 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from notebook_browser import CHROMIUM, chromium_page, serve  # noqa: E402
+
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_call_types.py"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 if not CHROMIUM.exists():  # the lead's setup installs Debian's chromium (apt-get install -y chromium)
     pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium", allow_module_level=True)
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(notebook: Path, log_path: Path) -> Iterator[str]:
-    """``marimo run`` of ``notebook`` on a free loopback port at smoke scale; yields its URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "marimo",
-                "run",
-                str(notebook),
-                "--headless",
-                "--no-token",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "AVEXLAB_SCALE": "smoke", "OMP_NUM_THREADS": "1"},
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(url, timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"marimo run did not serve {url}: {log_path.read_text()[-3000:]}")
-                    time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-@contextlib.contextmanager
-def chromium_page() -> Iterator[Any]:
-    """A headless Debian Chromium page (Playwright, no downloaded browser)."""
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 2400})
-        finally:
-            browser.close()
+pytest.importorskip("playwright.sync_api")
 
 
 PLAYER_APP = """
@@ -200,3 +123,20 @@ def test_spectrogram_and_embedding_map_render(tmp_path: Path) -> None:
     assert players_after == min(4, n_points), (
         f"expected a player per selected clip (max 4), found {players_after}"
     )
+
+
+def test_screenshot_tool_captures_a_settled_notebook(tmp_path: Path) -> None:
+    """``tools/screenshot_notebooks.py`` (the README's pictures) waits for every cell: the picture of the
+    tour shows its spectrogram player, which exists only after the world is built and a clip rendered."""
+    import numpy as np
+    from PIL import Image
+    from screenshot_notebooks import screenshot
+
+    out = screenshot("01_tour", scale="smoke", height=1800, out_dir=tmp_path, timeout_s=300)
+    image = Image.open(out)
+    assert image.size == (1280, 1800) and image.mode == "P"
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    # The player's spectrogram (viridis) is the one large colourful area of the page; text, tables and
+    # controls are grey. A picture taken while the world was still building has almost no colour.
+    colourful = float(((rgb.max(-1) - rgb.min(-1)) > 60).mean())
+    assert colourful > 0.03, f"{colourful:.1%} colourful pixels: the player was not drawn yet"

@@ -17,7 +17,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 data_app = typer.Typer(
-    help="Manifests and datasets: validate, check the paper's datasets.", no_args_is_help=True
+    help="Manifests and datasets: make one from recordings and annotations, validate, check the paper's datasets.",
+    no_args_is_help=True,
 )
 models_app = typer.Typer(help="Encoders: list architectures and sizes.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -80,12 +81,169 @@ def data_validate(
         summary = validate_manifest_file(manifest, root=root, check_files=check_files)
     except AvexlabError as err:
         _fail(err)
+    _echo_manifest_summary(manifest, summary)
+
+
+def _echo_manifest_summary(manifest: Path, summary: dict[str, Any], verb: str = "valid") -> None:
     typer.echo(
-        f"{manifest}: valid, {summary['rows']} clips, {summary['labels']} labels, "
+        f"{manifest}: {verb}, {summary['rows']} clips, {summary['labels']} labels, "
         f"{summary['duration_s'] / 3600:.2f} h known duration, hash {summary['hash'][:12]}"
     )
     for key in ("datasets", "splits", "domains"):
         typer.echo(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in summary[key].items()))
+
+
+def _write_prepared(
+    manifest: Any, events: Any, root: Path, out: Path, events_out: Path | None, overwrite: bool
+) -> None:
+    """Write what a ``prepare_*`` adapter built: the manifest to ``out``, its events (if any) to
+    ``events_out`` (default: ``<out stem>.events.parquet`` beside it). Existing files are kept unless
+    ``overwrite``; both targets are checked before either is written. The summary reads the manifest back
+    with its files checked under ``root``."""
+    from avexlab.data.manifest import validate_manifest_file, write_events, write_manifest
+
+    targets = [out]
+    if events is not None:
+        events_out = events_out or out.with_name(f"{out.stem}.events.parquet")
+        targets.append(events_out)
+    taken = [str(t) for t in targets if t.exists()]
+    if taken and not overwrite:
+        raise FileExistsError(
+            f"expected new output files, found {', '.join(taken)} already there. Pick another --out "
+            "(or --events-out), or pass --overwrite to replace them."
+        )
+    write_manifest(manifest, out)
+    if events is not None:
+        write_events(events, events_out)
+    _echo_manifest_summary(out, validate_manifest_file(out, root=root), verb="written")
+    if events is not None:
+        typer.echo(f"{events_out}: {events.height} events")
+
+
+OutOpt = Annotated[Path, typer.Option(help="Manifest to write (.parquet, .csv or .jsonl).")]
+DatasetOpt = Annotated[str, typer.Option(help="Dataset name: the clip ids' prefix and the dataset column.")]
+SplitOpt = Annotated[
+    str, typer.Option(help="Split of every clip (a labels CSV's split column wins): train, val or test.")
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace output files that already exist.")]
+EventsOutOpt = Annotated[
+    Path | None, typer.Option(help="Events table to write (default: <out stem>.events.parquet beside --out).")
+]
+LicenseOpt = Annotated[str | None, typer.Option(help="Licence of the recordings, stored per clip.")]
+
+
+@data_app.command("from-folder")
+def data_from_folder(
+    root: Annotated[
+        Path, typer.Argument(help="Folder of recordings: <label>/<file> or any layout with --labels-csv.")
+    ],
+    out: OutOpt,
+    dataset: DatasetOpt,
+    labels_csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV with columns path (relative to ROOT) and labels (;-separated), optional split and extra columns."
+        ),
+    ] = None,
+    split: SplitOpt = "train",
+    domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "focal",
+    license: LicenseOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Make a manifest of a folder of recordings: one clip per file, labelled by its sub-folder or a CSV."""
+    from avexlab.data.sources import prepare_audiofolder
+
+    try:
+        manifest = prepare_audiofolder(
+            root, dataset=dataset, labels_csv=labels_csv, split=split, domain=domain, license=license
+        )
+        _write_prepared(manifest, None, root, out, None, overwrite)
+    except (AvexlabError, FileExistsError) as err:
+        _fail(err)
+    typer.echo(f"paths are relative to {root}: pass --root {root} to embed, evaluate or validate it")
+
+
+@data_app.command("from-raven")
+def data_from_raven(
+    table: Annotated[Path, typer.Argument(help="Raven selection table (.txt, tab-separated).")],
+    audio_root: Annotated[Path, typer.Option(help="Folder holding the recordings the table annotates.")],
+    label_column: Annotated[
+        str, typer.Option(help="The annotation column with each selection's label, e.g. Species.")
+    ],
+    out: OutOpt,
+    dataset: DatasetOpt,
+    audio_path: Annotated[
+        str | None,
+        typer.Option(
+            help="The recording (relative to --audio-root) when the table has no Begin File / Begin Path column."
+        ),
+    ] = None,
+    split: SplitOpt = "train",
+    domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "soundscape",
+    events_out: EventsOutOpt = None,
+    license: LicenseOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Make a manifest (one clip per selection) and an events table from a Raven selection table."""
+    from avexlab.data.sources import prepare_raven
+
+    try:
+        manifest, events = prepare_raven(
+            table,
+            dataset=dataset,
+            audio_root=audio_root,
+            label_column=label_column,
+            audio_path=audio_path,
+            split=split,
+            domain=domain,
+            license=license,
+        )
+        _write_prepared(manifest, events, audio_root, out, events_out, overwrite)
+    except (AvexlabError, FileExistsError) as err:
+        _fail(err)
+    typer.echo(
+        f"paths are relative to {audio_root}: pass --root {audio_root} to embed, evaluate or validate it"
+    )
+
+
+@data_app.command("from-sonic-visualiser")
+def data_from_sonic_visualiser(
+    annotation: Annotated[
+        Path, typer.Argument(help="Sonic Visualiser annotation layer (.svl or exported .csv).")
+    ],
+    audio_root: Annotated[Path, typer.Option(help="Folder holding the recording.")],
+    audio_path: Annotated[str, typer.Option(help="The annotated recording, relative to --audio-root.")],
+    out: OutOpt,
+    dataset: DatasetOpt,
+    instant_clip_s: Annotated[
+        float, typer.Option(help="Clip length (s) centred on an instant (time-only) annotation.")
+    ] = 1.0,
+    split: SplitOpt = "train",
+    domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "soundscape",
+    events_out: EventsOutOpt = None,
+    license: LicenseOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Make a manifest (one clip per annotation) and an events table from a Sonic Visualiser layer."""
+    from avexlab.data.sources import prepare_sonic_visualiser
+
+    try:
+        manifest, events = prepare_sonic_visualiser(
+            annotation,
+            dataset=dataset,
+            audio_root=audio_root,
+            audio_path=audio_path,
+            split=split,
+            domain=domain,
+            instant_clip_s=instant_clip_s,
+            license=license,
+        )
+        _write_prepared(manifest, events, audio_root, out, events_out, overwrite)
+    except (AvexlabError, FileExistsError) as err:
+        _fail(err)
+    typer.echo(
+        f"paths are relative to {audio_root}: pass --root {audio_root} to embed, evaluate or validate it"
+    )
 
 
 @data_app.command("check-paper")

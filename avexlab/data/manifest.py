@@ -496,6 +496,18 @@ def write_manifest(df: pl.DataFrame, path: str | os.PathLike[str], *, validate: 
     return p
 
 
+def write_events(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write an events table (the EVENT_SCHEMA columns, e.g. from a ``prepare_*`` adapter) atomically as
+    parquet: its list-free, typed columns round-trip exactly there."""
+    p = Path(path)
+    if p.suffix.lower() != ".parquet":
+        raise ManifestError(
+            f"events table {str(p)!r}: expected a .parquet path, found {p.suffix or 'no suffix'!r}."
+        )
+    _atomic_write(p, lambda t: df.write_parquet(t))
+    return p
+
+
 def manifest_hash(df: pl.DataFrame) -> str:
     """A stable SHA-256 (hex) of a manifest's content: column names, types and values in row order.
 

@@ -8,6 +8,7 @@ from avexlab.data.manifest import (
     read_manifest,
     validate_manifest,
     validate_manifest_file,
+    write_events,
     write_manifest,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "read_manifest",
     "validate_manifest",
     "validate_manifest_file",
+    "write_events",
     "write_manifest",
 ]

@@ -93,15 +93,44 @@ def _echo_manifest_summary(manifest: Path, summary: dict[str, Any], verb: str = 
         typer.echo(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in summary[key].items()))
 
 
+def _parse_fractions(text: str) -> tuple[float, float, float]:
+    from avexlab.errors import ConfigError
+
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise ConfigError(
+            f"--split-fractions: expected three comma-separated numbers (train,val,test), found {text!r}. "
+            "E.g. --split-fractions 0.7,0.1,0.2."
+        )
+    return parts  # type: ignore[return-value]
+
+
 def _write_prepared(
-    manifest: Any, events: Any, root: Path, out: Path, events_out: Path | None, overwrite: bool
+    manifest: Any,
+    events: Any,
+    root: Path,
+    out: Path,
+    events_out: Path | None,
+    overwrite: bool,
+    split_by: str | None,
+    split_fractions: str,
+    split_seed: int,
 ) -> None:
     """Write what a ``prepare_*`` adapter built: the manifest to ``out``, its events (if any) to
-    ``events_out`` (default: ``<out stem>.events.parquet`` beside it). Existing files are kept unless
-    ``overwrite``; both targets are checked before either is written. The summary reads the manifest back
-    with its files checked under ``root``."""
+    ``events_out`` (default: ``<out stem>.events.parquet`` beside it). With ``split_by`` the clips are
+    first split train/val/test by that column (``assign_splits``: a group never straddles two splits).
+    Existing files are kept unless ``overwrite``; both targets are checked before either is written. The
+    summary reads the manifest back with its files checked under ``root``."""
+    from avexlab.data.labels import assign_splits
     from avexlab.data.manifest import validate_manifest_file, write_events, write_manifest
 
+    if split_by is not None:
+        manifest = assign_splits(
+            manifest, by=split_by, fractions=_parse_fractions(split_fractions), seed=split_seed
+        )
     targets = [out]
     if events is not None:
         events_out = events_out or out.with_name(f"{out.stem}.events.parquet")
@@ -130,6 +159,17 @@ EventsOutOpt = Annotated[
     Path | None, typer.Option(help="Events table to write (default: <out stem>.events.parquet beside --out).")
 ]
 LicenseOpt = Annotated[str | None, typer.Option(help="Licence of the recordings, stored per clip.")]
+SplitByOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Split train/val/test by this column so that no group straddles two splits: path (one recording), "
+        "individual, session, clip_id ... Replaces --split and a CSV's split column."
+    ),
+]
+SplitFractionsOpt = Annotated[
+    str, typer.Option(help="With --split-by: train,val,test fractions of the clips.")
+]
+SplitSeedOpt = Annotated[int, typer.Option(help="With --split-by: the seed of the group shuffle.")]
 
 
 @data_app.command("from-folder")
@@ -149,6 +189,9 @@ def data_from_folder(
     domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "focal",
     license: LicenseOpt = None,
     overwrite: OverwriteOpt = False,
+    split_by: SplitByOpt = None,
+    split_fractions: SplitFractionsOpt = "0.7,0.1,0.2",
+    split_seed: SplitSeedOpt = 0,
 ) -> None:
     """Make a manifest of a folder of recordings: one clip per file, labelled by its sub-folder or a CSV."""
     from avexlab.data.sources import prepare_audiofolder
@@ -157,7 +200,7 @@ def data_from_folder(
         manifest = prepare_audiofolder(
             root, dataset=dataset, labels_csv=labels_csv, split=split, domain=domain, license=license
         )
-        _write_prepared(manifest, None, root, out, None, overwrite)
+        _write_prepared(manifest, None, root, out, None, overwrite, split_by, split_fractions, split_seed)
     except (AvexlabError, FileExistsError) as err:
         _fail(err)
     typer.echo(f"paths are relative to {root}: pass --root {root} to embed, evaluate or validate it")
@@ -183,6 +226,9 @@ def data_from_raven(
     events_out: EventsOutOpt = None,
     license: LicenseOpt = None,
     overwrite: OverwriteOpt = False,
+    split_by: SplitByOpt = None,
+    split_fractions: SplitFractionsOpt = "0.7,0.1,0.2",
+    split_seed: SplitSeedOpt = 0,
 ) -> None:
     """Make a manifest (one clip per selection) and an events table from a Raven selection table."""
     from avexlab.data.sources import prepare_raven
@@ -198,7 +244,9 @@ def data_from_raven(
             domain=domain,
             license=license,
         )
-        _write_prepared(manifest, events, audio_root, out, events_out, overwrite)
+        _write_prepared(
+            manifest, events, audio_root, out, events_out, overwrite, split_by, split_fractions, split_seed
+        )
     except (AvexlabError, FileExistsError) as err:
         _fail(err)
     typer.echo(
@@ -223,6 +271,9 @@ def data_from_sonic_visualiser(
     events_out: EventsOutOpt = None,
     license: LicenseOpt = None,
     overwrite: OverwriteOpt = False,
+    split_by: SplitByOpt = None,
+    split_fractions: SplitFractionsOpt = "0.7,0.1,0.2",
+    split_seed: SplitSeedOpt = 0,
 ) -> None:
     """Make a manifest (one clip per annotation) and an events table from a Sonic Visualiser layer."""
     from avexlab.data.sources import prepare_sonic_visualiser
@@ -238,7 +289,9 @@ def data_from_sonic_visualiser(
             instant_clip_s=instant_clip_s,
             license=license,
         )
-        _write_prepared(manifest, events, audio_root, out, events_out, overwrite)
+        _write_prepared(
+            manifest, events, audio_root, out, events_out, overwrite, split_by, split_fractions, split_seed
+        )
     except (AvexlabError, FileExistsError) as err:
         _fail(err)
     typer.echo(
@@ -308,10 +361,27 @@ def evaluate(
     encoder: Annotated[
         str, typer.Option(help="A checkpoint path, NAME:SIZE (random init), or embeddings file.")
     ],
-    suite: Annotated[str, typer.Option(help="Suite name, e.g. syn-beans-clf, or 'all'.")],
+    suite: Annotated[
+        str | None, typer.Option(help="A suite of --world, e.g. syn-beans-clf, or 'all'.")
+    ] = None,
     world: Annotated[Path, typer.Option(help="A rendered world folder (avexlab synth).")] = Path(
         "worlds/quick-0"
     ),
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of --suite: your own manifest with train/val/test splits "
+            "(avexlab data from-folder ... --split-by path); one benchmark, one row group per dataset."
+        ),
+    ] = None,
+    root: Annotated[Path | None, typer.Option(help="With --manifest: the data root of its paths.")] = None,
+    task_family: Annotated[
+        str,
+        typer.Option(
+            help="With --manifest: classification, detection, birdset, individual_id (test queries against "
+            "the training sessions) or repertoire."
+        ),
+    ] = "classification",
     layers: Annotated[str, typer.Option(help="'last' or 'all' (every layer).")] = "last",
     out: Annotated[Path, typer.Option(help="Results table to write (.parquet).")] = Path(
         "results/results.parquet"
@@ -324,22 +394,52 @@ def evaluate(
         ),
     ] = "standardized",
 ) -> None:
-    """Evaluate an encoder (probe, retrieval, clustering) on a suite; append to a tidy results table."""
-    from avexlab.evaluate.suites import evaluate_encoder_on_world, paper_table
+    """Evaluate an encoder (probe, retrieval, clustering) on a world's suite or your own manifest; append to a
+    tidy results table."""
+    from avexlab.errors import ConfigError
+    from avexlab.evaluate.report import save_results
+    from avexlab.evaluate.suites import evaluate_encoder_on_world, evaluate_suite, paper_table
 
     try:
-        results = evaluate_encoder_on_world(
-            encoder,
-            world,
-            suites=None if suite == "all" else [suite],
-            layers=layers,
-            device=device,
-            out=out,
-            probe_recipe=probe_recipe,
-        )
+        if layers not in ("last", "all"):
+            raise ConfigError(f"--layers: expected 'last' or 'all', found {layers!r}.")
+        if (suite is None) == (manifest is None):
+            raise ConfigError(
+                "avexlab evaluate: expected exactly one of --suite (a suite of --world) or --manifest (your "
+                f"own labelled manifest), found {'both' if suite else 'neither'}. Pass one of them."
+            )
+        if manifest is not None:
+            results = evaluate_suite(
+                encoder,
+                manifest,
+                root=root,
+                layers="all" if layers == "all" else (-1,),
+                device=device,
+                probe_recipe=probe_recipe,  # type: ignore[arg-type]
+                task_family=task_family,
+                progress=True,
+            )
+            save_results(results, out, append=True)
+        else:
+            results = evaluate_encoder_on_world(
+                encoder,
+                world,
+                suites=None if suite == "all" else [suite],
+                layers=layers,  # type: ignore[arg-type]
+                device=device,
+                out=out,
+                probe_recipe=probe_recipe,
+            )
     except AvexlabError as err:
         _fail(err)
-    print_table(paper_table(results), title=f"{encoder} on {suite}")
+    if manifest is None:
+        print_table(paper_table(results), title=f"{encoder} on {suite}")
+        return
+    # your own data has no paper column: every metric of the last layer, per dataset
+    show = results.filter(results["layer"] == results["layer"].max()).select(
+        "dataset", "method", "metric", "value", "n"
+    )
+    print_table(show, title=f"{encoder} on {manifest} ({task_family}); rows appended to {out}")
 
 
 @app.command()

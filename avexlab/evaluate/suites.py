@@ -102,6 +102,9 @@ PAPER_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 Method = Literal["probe", "retrieval", "clustering"]
+# the task families of the paper's benchmarks (PAPER_COLUMNS); individual_id retrieves test queries against
+# a gallery of the training sessions, the others within the test split
+TASK_FAMILIES: tuple[str, ...] = ("classification", "detection", "birdset", "individual_id", "repertoire")
 
 
 class SuiteLike(Protocol):
@@ -326,6 +329,11 @@ def _suite_from_path(path: Path, task_family: str | None, multi_label: bool | No
                 "Render the world first (`avexlab synth`), or point at the suite's .parquet.",
             )
         )
+    family = task_family or "classification"
+    if family not in TASK_FAMILIES:
+        raise EvaluationError(
+            expected_found("task family", f"one of {list(TASK_FAMILIES)}", repr(family), "Pick one of them.")
+        )
     df = read_manifest(path)
 
     @dataclass
@@ -339,7 +347,7 @@ def _suite_from_path(path: Path, task_family: str | None, multi_label: bool | No
     datasets = df["dataset"].unique(maintain_order=True).to_list()
     return _FileSuite(
         path.stem,
-        task_family or "classification",
+        family,
         ml,
         {d: df.filter(pl.col("dataset") == d) for d in datasets},
     )

@@ -157,3 +157,47 @@ def test_from_sonic_visualiser_csv_layer(tmp_path: Path) -> None:
         "--out", tmp_path / "sv2.parquet", "--dataset", "sv", "--events-out", tmp_path / "ev.csv",
     )  # fmt: skip
     assert result.exit_code == 2 and "error:" in result.output and "expected a .parquet path" in result.output
+
+
+def _labelled_folder(root: Path, per_label: int = 10) -> None:
+    """Three 'call types' (tones at distinct pitches with noise) recorded as <label>/<file>.wav."""
+    rng = np.random.default_rng(0)
+    for label, freq in (("low", 500.0), ("mid", 2000.0), ("high", 5000.0)):
+        for i in range(per_label):
+            path = root / label / f"{label}{i:02d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = np.arange(16000) / 16000
+            f = freq * (1 + 0.05 * rng.standard_normal())
+            wave = 0.3 * np.sin(2 * np.pi * f * t) + 0.02 * rng.standard_normal(t.size)
+            sf.write(path, wave.astype(np.float32), 16000)
+
+
+def test_split_by_a_column_then_evaluate_your_own_manifest(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    _labelled_folder(rec)
+    out = tmp_path / "calls.parquet"
+    args = ["data", "from-folder", rec, "--out", out, "--dataset", "calls", "--split-by", "clip_id"]
+    result = _invoke(*args, "--split-fractions", "0.6,0.2,0.2", "--split-seed", "3")
+    assert result.exit_code == 0, result.output
+    m = read_manifest(out)
+    assert m["split"].value_counts().sort("split").rows() == [("test", 6), ("train", 18), ("val", 6)]
+
+    res = tmp_path / "results.parquet"
+    ev = ["evaluate", "--encoder", "logmel:tiny", "--manifest", out, "--root", rec, "--out", res]
+    result = _invoke(*ev, "--task-family", "repertoire")
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(res)
+    assert set(table["benchmark"]) == {"calls"} and set(table["task_family"]) == {"repertoire"}
+    assert set(table["method"]) == {"probe", "retrieval", "clustering"}
+    value = dict(zip(table["metric"], table["value"], strict=False))
+    # three pitches an octave and more apart: a log-mel baseline separates them
+    assert value["accuracy"] > 0.8 and value["roc_auc"] > 0.8, value
+    assert table.filter(pl.col("method") == "probe")["n"].to_list()[0] == 6
+
+    result = _invoke(*ev, "--suite", "syn-beans-clf")
+    assert result.exit_code == 2 and "error:" in result.output and "exactly one of --suite" in result.output
+    result = _invoke(*ev, "--task-family", "species")
+    assert result.exit_code == 2 and "error:" in result.output and "individual_id" in result.output
+    result = _invoke(*args, "--overwrite", "--split-fractions", "0.7,0.3")
+    assert result.exit_code == 2 and "error:" in result.output and "three comma-separated" in result.output
+    assert read_manifest(out)["split"].to_list() == m["split"].to_list()  # the refused call changed nothing

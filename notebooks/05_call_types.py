@@ -9,7 +9,6 @@ def _():
     import marimo as mo
     import polars as pl
 
-    from avexlab.data.sources.audiofolder import prepare_audiofolder
     from avexlab.evaluate.clustering import clustering_scores
     from avexlab.evaluate.embed import extract_embeddings, resolve_encoder
     from avexlab.synth import render_world
@@ -26,6 +25,7 @@ def _():
         default_scale,
         label_columns,
         load_clip,
+        open_recordings,
         world_preset,
     )
 
@@ -40,8 +40,8 @@ def _():
         label_columns,
         load_clip,
         mo,
+        open_recordings,
         pl,
-        prepare_audiofolder,
         reduce_embeddings,
         render_world,
         resolve_encoder,
@@ -62,7 +62,9 @@ def _(mo):
     against each known label (NMI, ARI): the paper's clustering protocol.
 
     Data: the synthetic world's `syn-repertoire` suite (clips of known call types, individuals and
-    species), or **your own folder** of recordings (one sub-folder per label, e.g. `alarm/`, `song/`).
+    species), or **your own recordings**: a folder (one sub-folder per label, e.g. `alarm/`, `song/`) or a
+    manifest made from annotations (`avexlab data from-raven` / `from-sonic-visualiser`: one clip per
+    selection) with the folder its paths are relative to.
     Encoder: `NAME:SIZE` (e.g. `logmel:tiny`, a log-mel statistics baseline that needs no training, or an
     untrained `beats:tiny`) or the path of any checkpoint (`avexlab train` output, official BEATs/EAT).
     """)
@@ -73,28 +75,42 @@ def _(mo):
 def _(SCALES, default_scale, mo):
     scale = mo.ui.dropdown(list(SCALES), value=default_scale(), label="scale")
     seed = mo.ui.number(start=0, stop=10_000, value=0, label="seed")
-    source = mo.ui.radio(["synthetic repertoire", "my folder"], value="synthetic repertoire", label="data")
-    folder = mo.ui.text(placeholder="/path/to/recordings", label="folder", full_width=True)
+    source = mo.ui.radio(
+        ["synthetic repertoire", "my recordings"], value="synthetic repertoire", label="data"
+    )
+    folder = mo.ui.text(
+        placeholder="/path/to/recordings or /path/to/manifest.parquet",
+        label="folder or manifest",
+        full_width=True,
+    )
+    data_root = mo.ui.text(
+        placeholder="default: the manifest's folder", label="audio root (manifest only)", full_width=True
+    )
     encoder_spec = mo.ui.text(
         value="logmel:tiny", label="encoder (NAME:SIZE or checkpoint path)", full_width=True
     )
     clip_s = mo.ui.number(start=0.5, stop=60.0, step=0.5, value=5.0, label="clip length (s)")
-    mo.vstack([mo.hstack([scale, seed, clip_s], justify="start"), source, folder, encoder_spec])
-    return clip_s, encoder_spec, folder, scale, seed, source
+    mo.vstack([mo.hstack([scale, seed, clip_s], justify="start"), source, folder, data_root, encoder_spec])
+    return clip_s, data_root, encoder_spec, folder, scale, seed, source
 
 
 @app.cell
-def _(catch_user_error, folder, mo, prepare_audiofolder, render_world, scale, seed, source, world_preset):
-    if source.value == "my folder":
+def _(
+    catch_user_error, data_root, folder, mo, open_recordings, render_world, scale, seed, source, world_preset
+):
+    if source.value == "my recordings":
         mo.stop(
             not folder.value.strip(),
-            mo.callout(mo.md("Type the path of a folder of recordings."), kind="info"),
+            mo.callout(mo.md("Type the path of a folder of recordings or of a manifest."), kind="info"),
         )
-        root = folder.value.strip()
-        manifest, _problem = catch_user_error(prepare_audiofolder, root, dataset="my-folder")
+        _opened, _problem = catch_user_error(
+            open_recordings, folder.value.strip(), data_root.value.strip() or None
+        )
         mo.stop(
-            _problem is not None, mo.callout(mo.md(f"**Cannot use this folder.** {_problem}"), kind="danger")
+            _problem is not None,
+            mo.callout(mo.md(f"**Cannot use these recordings.** {_problem}"), kind="danger"),
         )
+        manifest, root = _opened
     else:
         root = None
         with mo.status.spinner(title=f"Building the {scale.value} world ..."):

@@ -62,6 +62,43 @@ def catch_user_error(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def open_recordings(
+    path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *, dataset: str = "my-folder"
+) -> tuple[pl.DataFrame, str]:
+    """Your own recordings for a notebook: ``path`` is a folder (one sub-folder per label, one clip per file:
+    :func:`~avexlab.data.sources.prepare_audiofolder`) or a manifest file (``.parquet``/``.csv``/``.jsonl``,
+    e.g. from ``avexlab data from-raven``) whose audio lies under ``root`` (default: the manifest's
+    folder). Returns ``(manifest, data root)``; every file is checked to exist. Raises DataNotFoundError
+    for a path that is neither, and the adapters' errors for bad content."""
+    from avexlab.data.manifest import read_manifest
+    from avexlab.data.sources import prepare_audiofolder
+    from avexlab.errors import DataNotFoundError
+
+    where = Path(path).expanduser()
+    if where.is_dir():
+        if root is not None and Path(root).expanduser().resolve() != where.resolve():
+            raise ConfigError(
+                expected_found(
+                    "data root",
+                    f"none, or the folder itself ({where})",
+                    f"{root}",
+                    "A folder is its own root: clear the root, or pass a manifest file with that root.",
+                )
+            )
+        return prepare_audiofolder(where, dataset=dataset), str(where)
+    if where.is_file():
+        base = Path(root).expanduser() if root is not None else where.parent
+        return read_manifest(where, root=base, check_files=True), str(base)
+    raise DataNotFoundError(
+        expected_found(
+            "recordings",
+            "a folder of recordings (<label>/<file>) or a manifest file (.parquet, .csv, .jsonl)",
+            f"nothing at {where}",
+            "Check the path; `avexlab data from-folder | from-raven | from-sonic-visualiser` make manifests.",
+        )
+    )
+
+
 LABEL_COLUMNS: tuple[str, ...] = ("call_type", "individual", "species", "taxon_group")
 
 

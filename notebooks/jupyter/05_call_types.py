@@ -17,9 +17,10 @@
 # individual or one species land together? **Select points** on the map (lasso or box) to listen to them.
 # Then k-means with K = the number of known classes is scored against each known label (NMI, ARI).
 #
-# Set `FOLDER` to your own recordings (one sub-folder per label) and `ENCODER` to `NAME:SIZE` (e.g.
-# `logmel:tiny`, a baseline without training) or the path of any checkpoint. Problems with the folder or
-# the checkpoint are printed as a message, not a traceback.
+# Set `RECORDINGS` to your own recordings (a folder with one sub-folder per label, or a manifest made by
+# `avexlab data from-raven` / `from-sonic-visualiser`, with `ROOT` the folder its paths are relative to)
+# and `ENCODER` to `NAME:SIZE` (e.g. `logmel:tiny`, a baseline without training) or the path of any
+# checkpoint. Problems with the recordings or the checkpoint are printed as a message, not a traceback.
 
 # %%
 import ipywidgets as widgets
@@ -27,23 +28,30 @@ import plotly.graph_objects as go
 import polars as pl
 from IPython.display import Markdown, clear_output, display
 
-from avexlab.data.sources.audiofolder import prepare_audiofolder
 from avexlab.evaluate.clustering import clustering_scores
 from avexlab.evaluate.embed import extract_embeddings, resolve_encoder
 from avexlab.synth import render_world
 from avexlab.viz import SpectrogramPlayer, embedding_map, reduce_embeddings, selected_rows
-from avexlab.viz.notebook import catch_user_error, default_scale, label_columns, load_clip, world_preset
+from avexlab.viz.notebook import (
+    catch_user_error,
+    default_scale,
+    label_columns,
+    load_clip,
+    open_recordings,
+    world_preset,
+)
 
-FOLDER = ""  # e.g. "/data/my_recordings"; empty = the synthetic world's syn-repertoire suite
+RECORDINGS = ""  # a folder or a manifest file; empty = the synthetic world's syn-repertoire suite
+ROOT = None  # a manifest's audio root (default: the manifest's folder)
 ENCODER = "logmel:tiny"
 CLIP_S = 5.0
 SEED = 0
 METHOD = "pca"  # or "umap" (seconds on first use)
 
 # %%
-if FOLDER:
-    root = FOLDER
-    manifest, problem = catch_user_error(prepare_audiofolder, FOLDER, dataset="my-folder")
+if RECORDINGS:
+    opened, problem = catch_user_error(open_recordings, RECORDINGS, ROOT)
+    manifest, root = opened if opened is not None else (None, None)
 else:
     root, problem = None, None
     manifest = render_world(world_preset(default_scale()), SEED).suites["syn-repertoire"].manifest

@@ -75,3 +75,32 @@ def test_load_clip_reads_the_row_segment(tmp_path: Path) -> None:
     out, sr = load_clip(frame, 0, tmp_path)
     assert sr == 16000 and out.shape == (4000,)
     np.testing.assert_allclose(out, wave[4000:8000], atol=1e-6)
+
+
+def test_open_recordings_takes_a_folder_or_a_manifest(tmp_path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from avexlab.data import write_manifest
+    from avexlab.errors import AvexlabError, DataNotFoundError
+    from avexlab.viz.notebook import open_recordings
+
+    for label in ("song", "alarm"):
+        (tmp_path / "rec" / label).mkdir(parents=True)
+        sf.write(tmp_path / "rec" / label / "a.wav", np.zeros(800, dtype=np.float32), 16000)
+    manifest, root = open_recordings(tmp_path / "rec")
+    assert root == str(tmp_path / "rec") and sorted(manifest["clip_id"]) == [
+        "my-folder/alarm/a",
+        "my-folder/song/a",
+    ]
+    with pytest.raises(ConfigError, match="its own root"):
+        open_recordings(tmp_path / "rec", tmp_path)
+
+    write_manifest(manifest, tmp_path / "m.csv")
+    again, root = open_recordings(tmp_path / "m.csv", tmp_path / "rec")
+    assert root == str(tmp_path / "rec") and again["clip_id"].to_list() == manifest["clip_id"].to_list()
+    # the root defaults to the manifest's folder, where no audio is
+    with pytest.raises(AvexlabError, match="song/a.wav"):
+        open_recordings(tmp_path / "m.csv")
+    with pytest.raises(DataNotFoundError, match="from-raven"):
+        open_recordings(tmp_path / "nothing")

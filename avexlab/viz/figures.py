@@ -18,6 +18,35 @@ import polars as pl
 from avexlab.errors import ConfigError, EvaluationError, expected_found
 from avexlab.viz.spectrogram import EventsLike, SpecKind, as_events, compute_spectrogram, hz_to_mel
 
+# Category colours of embedding maps, set on each trace so that a notebook's plotly theme (marimo's cycles
+# five colours) cannot give two call types one colour: 10 well-separated colours (D3) for up to 10
+# categories, 26 (Alphabet) beyond; past 26 the marker symbol changes too, so every category stays apart.
+_FEW_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+_MANY_COLOURS = (
+    "#AA0DFE", "#3283FE", "#85660D", "#782AB6", "#565656", "#1C8356", "#16FF32", "#F7E1A0", "#E2E2E2",
+    "#1CBE4F", "#C4451C", "#DEA0FD", "#FE00FA", "#325A9B", "#FEAF16", "#F8A19F", "#90AD1C", "#F6222E",
+    "#1CFFCE", "#2ED9FF", "#B10DA1", "#C075A6", "#FC1CBF", "#B00068", "#FBE426", "#FA0087",
+)  # fmt: skip
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "triangle-down", "pentagon")
+
+
+def category_styles(n: int) -> list[tuple[str, str]]:
+    """``n`` distinct ``(colour, marker symbol)`` pairs for the categories of a map (see ``_FEW_COLOURS``)."""
+    palette = _FEW_COLOURS if n <= len(_FEW_COLOURS) else _MANY_COLOURS
+    return [(palette[i % len(palette)], _SYMBOLS[(i // len(palette)) % len(_SYMBOLS)]) for i in range(n)]
+
+
 _HZ_TICKS = np.array([100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000], dtype=np.float64)
 
 
@@ -164,14 +193,15 @@ def embedding_map(
         )
     else:
         labels = np.array(["(none)" if v is None else str(v) for v in color_by], dtype=object)
-        for cat in sorted(set(labels.tolist())):
+        cats = sorted(set(labels.tolist()))
+        for cat, (colour, symbol) in zip(cats, category_styles(len(cats)), strict=True):
             idx = np.flatnonzero(labels == cat)
             fig.add_trace(
                 go.Scatter(
                     x=xy[idx, 0],
                     y=xy[idx, 1],
                     mode="markers",
-                    marker={"size": marker_size},
+                    marker={"size": marker_size, "color": colour, "symbol": symbol},
                     customdata=custom[idx],
                     hovertemplate=template,
                     name=cat,

@@ -190,3 +190,15 @@ def test_legend_lists_a_group_missing_from_the_first_panel() -> None:
     )
     fig = result_bars(res, x="encoder", color="domain", facet="panel")
     assert sorted(t.name for t in fig.data if t.showlegend) == ["focal", "soundscape"]
+
+
+@pytest.mark.parametrize("n", [6, 12, 40])
+def test_embedding_map_gives_every_category_its_own_look(n: int) -> None:
+    """Colours are set on each trace (a notebook theme's colour cycle, marimo's has five, would repeat
+    them); past the palette the marker symbol changes too."""
+    labels = [f"type-{i:02d}" for i in range(n)] * 2
+    fig = embedding_map(np.random.default_rng(0).normal(size=(2 * n, 2)), labels)
+    looks = [(t.marker.color, t.marker.symbol) for t in fig.data]
+    assert len(fig.data) == n and len(set(looks)) == n and all(c is not None for c, _ in looks)
+    if n <= 10:
+        assert len({c for c, _ in looks}) == n  # few categories: colour alone tells them apart

@@ -72,7 +72,7 @@ def screenshot(name: str, *, scale: str, height: int, out_dir: Path, timeout_s: 
         errors = [line for line in log.read_text().splitlines() if "Traceback" in line]
         if errors:
             raise RuntimeError(f"{name}: the notebook raised while serving; see {log.read_text()[-3000:]}")
-        Image.open(raw).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
+        Image.open(raw).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
             out, optimize=True
         )
     return out

@@ -128,9 +128,18 @@ def _write_prepared(
     from avexlab.data.manifest import validate_manifest_file, write_events, write_manifest
 
     if split_by is not None:
-        manifest = assign_splits(
-            manifest, by=split_by, fractions=_parse_fractions(split_fractions), seed=split_seed
-        )
+        fractions = _parse_fractions(split_fractions)
+        manifest = assign_splits(manifest, by=split_by, fractions=fractions, seed=split_seed)
+        empty = [s for s, f in zip(("train", "val", "test"), fractions, strict=True) if f > 0]
+        empty = [s for s in empty if not (manifest["split"] == s).any()]
+        if empty:
+            groups = manifest[split_by].n_unique()
+            typer.secho(
+                f"warning: split {', '.join(empty)} got no clips: {groups} {split_by!r} group(s) cannot fill "
+                "three splits. A probe needs train, val and test; split by a finer column or add recordings.",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
     targets = [out]
     if events is not None:
         events_out = events_out or out.with_name(f"{out.stem}.events.parquet")

@@ -201,3 +201,17 @@ def test_split_by_a_column_then_evaluate_your_own_manifest(tmp_path: Path) -> No
     result = _invoke(*args, "--overwrite", "--split-fractions", "0.7,0.3")
     assert result.exit_code == 2 and "error:" in result.output and "three comma-separated" in result.output
     assert read_manifest(out)["split"].to_list() == m["split"].to_list()  # the refused call changed nothing
+
+
+def test_split_by_too_few_groups_warns(tmp_path: Path) -> None:
+    _wav(tmp_path / "audio" / "rec1.wav", 10.0)
+    _wav(tmp_path / "audio" / "sub" / "rec2.wav", 5.0)
+    (tmp_path / "sel.txt").write_text(RAVEN)
+    result = _invoke(
+        "data", "from-raven", tmp_path / "sel.txt", "--audio-root", tmp_path / "audio", "--label-column",
+        "Species", "--out", tmp_path / "m.parquet", "--dataset", "s", "--split-by", "path",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning: split" in result.output and "2 'path' group(s)" in result.output
+    splits = read_manifest(tmp_path / "m.parquet").group_by("path").agg(pl.col("split").n_unique())
+    assert splits["split"].to_list() == [1, 1]  # a recording never straddles two splits

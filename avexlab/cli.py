@@ -108,6 +108,34 @@ def _parse_fractions(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _prepare(
+    build: Any,
+    root: Path,
+    out: Path,
+    events_out: Path | None,
+    overwrite: bool,
+    split_by: str | None,
+    split_fractions: str,
+    split_seed: int,
+) -> None:
+    """Run ``build`` (a ``prepare_*`` adapter: a manifest, or ``(manifest, events)``) and write what it
+    built: the manifest to ``out``, its events (if any) to
+    ``events_out`` (default: ``<out stem>.events.parquet`` beside it). With ``split_by`` the clips are
+    first split train/val/test by that column (``assign_splits``: a group never straddles two splits).
+    Existing files are kept unless ``overwrite``; both targets are checked before either is written. The
+    summary reads the manifest back with its files checked under ``root``. Input errors end the command
+    with their message (exit 2)."""
+    try:
+        built = build()
+        manifest, events = built if isinstance(built, tuple) else (built, None)
+        _write_prepared(
+            manifest, events, root, out, events_out, overwrite, split_by, split_fractions, split_seed
+        )
+    except (AvexlabError, FileExistsError) as err:
+        _fail(err)
+    typer.echo(f"paths are relative to {root}: pass --root {root} to embed, evaluate or validate it")
+
+
 def _write_prepared(
     manifest: Any,
     events: Any,
@@ -119,11 +147,6 @@ def _write_prepared(
     split_fractions: str,
     split_seed: int,
 ) -> None:
-    """Write what a ``prepare_*`` adapter built: the manifest to ``out``, its events (if any) to
-    ``events_out`` (default: ``<out stem>.events.parquet`` beside it). With ``split_by`` the clips are
-    first split train/val/test by that column (``assign_splits``: a group never straddles two splits).
-    Existing files are kept unless ``overwrite``; both targets are checked before either is written. The
-    summary reads the manifest back with its files checked under ``root``."""
     from avexlab.data.labels import assign_splits
     from avexlab.data.manifest import validate_manifest_file, write_events, write_manifest
 
@@ -163,6 +186,7 @@ DatasetOpt = Annotated[str, typer.Option(help="Dataset name: the clip ids' prefi
 SplitOpt = Annotated[
     str, typer.Option(help="Split of every clip (a labels CSV's split column wins): train, val or test.")
 ]
+DomainOpt = Annotated[str, typer.Option(help="Recording domain of every clip: focal, soundscape or general.")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace output files that already exist.")]
 EventsOutOpt = Annotated[
     Path | None, typer.Option(help="Events table to write (default: <out stem>.events.parquet beside --out).")
@@ -195,7 +219,7 @@ def data_from_folder(
         ),
     ] = None,
     split: SplitOpt = "train",
-    domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "focal",
+    domain: DomainOpt = "focal",
     license: LicenseOpt = None,
     overwrite: OverwriteOpt = False,
     split_by: SplitByOpt = None,
@@ -231,7 +255,7 @@ def data_from_raven(
         ),
     ] = None,
     split: SplitOpt = "train",
-    domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "soundscape",
+    domain: DomainOpt = "soundscape",
     events_out: EventsOutOpt = None,
     license: LicenseOpt = None,
     overwrite: OverwriteOpt = False,
@@ -242,8 +266,8 @@ def data_from_raven(
     """Make a manifest (one clip per selection) and an events table from a Raven selection table."""
     from avexlab.data.sources import prepare_raven
 
-    try:
-        manifest, events = prepare_raven(
+    _prepare(
+        lambda: prepare_raven(
             table,
             dataset=dataset,
             audio_root=audio_root,
@@ -252,15 +276,9 @@ def data_from_raven(
             split=split,
             domain=domain,
             license=license,
-        )
-        _write_prepared(
-            manifest, events, audio_root, out, events_out, overwrite, split_by, split_fractions, split_seed
-        )
-    except (AvexlabError, FileExistsError) as err:
-        _fail(err)
-    typer.echo(
-        f"paths are relative to {audio_root}: pass --root {audio_root} to embed, evaluate or validate it"
-    )
+        ),
+        audio_root, out, events_out, overwrite, split_by, split_fractions, split_seed,
+    )  # fmt: skip
 
 
 @data_app.command("from-sonic-visualiser")
@@ -276,7 +294,7 @@ def data_from_sonic_visualiser(
         float, typer.Option(help="Clip length (s) centred on an instant (time-only) annotation.")
     ] = 1.0,
     split: SplitOpt = "train",
-    domain: Annotated[str, typer.Option(help="focal, soundscape or general.")] = "soundscape",
+    domain: DomainOpt = "soundscape",
     events_out: EventsOutOpt = None,
     license: LicenseOpt = None,
     overwrite: OverwriteOpt = False,
@@ -287,8 +305,8 @@ def data_from_sonic_visualiser(
     """Make a manifest (one clip per annotation) and an events table from a Sonic Visualiser layer."""
     from avexlab.data.sources import prepare_sonic_visualiser
 
-    try:
-        manifest, events = prepare_sonic_visualiser(
+    _prepare(
+        lambda: prepare_sonic_visualiser(
             annotation,
             dataset=dataset,
             audio_root=audio_root,
@@ -297,15 +315,9 @@ def data_from_sonic_visualiser(
             domain=domain,
             instant_clip_s=instant_clip_s,
             license=license,
-        )
-        _write_prepared(
-            manifest, events, audio_root, out, events_out, overwrite, split_by, split_fractions, split_seed
-        )
-    except (AvexlabError, FileExistsError) as err:
-        _fail(err)
-    typer.echo(
-        f"paths are relative to {audio_root}: pass --root {audio_root} to embed, evaluate or validate it"
-    )
+        ),
+        audio_root, out, events_out, overwrite, split_by, split_fractions, split_seed,
+    )  # fmt: skip
 
 
 @data_app.command("check-paper")

@@ -302,6 +302,7 @@ def retrieval_scores(
     gallery: ArrayLike | None = None,
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
+    groups: ArrayLike | Sequence[Any] | None = None,
 ) -> dict[str, float]:
     """Retrieval ROC AUC, precision@1 and the number of queries they average over.
 
@@ -315,6 +316,9 @@ def retrieval_scores(
         chunk_size: queries per block (memory ``~50 x chunk_size x G`` bytes); default from the device
             (about 4 M similarities per block on CPU, 64 M on CUDA).
         device: torch device to compute on (``"cuda"`` for the GPU); default the tensor's device or CPU.
+        groups: ``[N]`` group ids (e.g. the recording each window was cut from): gallery rows of the
+            query's own group are left out of its ranking, neither positive nor negative, so a query
+            cannot score by finding its own recording. Default: only the query itself is left out.
 
     Returns:
         ``{"roc_auc": float, "precision_at_1": float, "n_queries": int}``; ``roc_auc`` and
@@ -351,6 +355,15 @@ def retrieval_scores(
         )
     x = x / norms
 
+    group_codes = None
+    if groups is not None:
+        group_arr = np.asarray(groups, dtype=object)
+        if group_arr.shape != (n,) or any(v is None for v in group_arr):
+            raise EvaluationError(
+                expected_found("groups", f"{n} group ids (one per embedding, none missing)",
+                               f"shape {group_arr.shape}", "Pass one id per row, e.g. each clip's recording path.")
+            )  # fmt: skip
+        group_codes = np.unique(group_arr.astype(str), return_inverse=True)[1].astype(np.int64)
     q_idx = np.arange(n) if queries is None else _as_index(queries, n, "queries")
     if gallery is not None:
         g_idx = _as_index(gallery, n, "gallery")
@@ -399,6 +412,9 @@ def retrieval_scores(
         has_self = self_slot >= 0
         rows = torch.arange(b, device=dev)[has_self]
         valid[rows, self_slot[has_self]] = False
+        if group_codes is not None:
+            same = group_codes[q_idx[start : start + b]][:, None] == group_codes[g_idx][None, :]
+            valid &= ~torch.from_numpy(same).to(dev)
         if dev.type == "cpu" and sims.dtype == torch.float32:
             u, n_pos, n_neg, hit = (
                 torch.from_numpy(a) for a in _block_cpu(sims.numpy(), pos.numpy(), valid.numpy())

@@ -13,14 +13,17 @@ from avexlab.errors import EvaluationError
 from avexlab.evaluate.retrieval import encode_labels, retrieval_roc_auc, retrieval_scores
 
 
-def _reference(x, label_sets, queries=None, gallery=None):
-    """Per-query loop: cosine similarity, positive = shares a label, sklearn ROC AUC, top-1 by argmax."""
+def _reference(x, label_sets, queries=None, gallery=None, groups=None):
+    """Per-query loop: cosine similarity, positive = shares a label, sklearn ROC AUC, top-1 by argmax;
+    with ``groups``, rows of the query's group are not ranked."""
     x = np.asarray(x, dtype=np.float64)
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     n = len(x)
     aucs, hits = [], []
     for i in range(n) if queries is None else queries:
         g = [j for j in (range(n) if gallery is None else gallery) if j != i]
+        if groups is not None:
+            g = [j for j in g if groups[j] != groups[i]]
         s = x[g] @ x[i]
         y = np.array([bool(set(label_sets[i]) & set(label_sets[j])) for j in g])
         if y.all() or not y.any():
@@ -84,6 +87,35 @@ def test_train_vs_test_mode_matches_loop(seed):
     _assert_same(ours, _reference(x, [[v] for v in labels], np.flatnonzero(test), np.flatnonzero(~test)))
     # indices and masks are the same selection
     assert retrieval_scores(x, labels, queries=np.flatnonzero(test)) == ours
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the bucketed CPU path and the sort path
+@pytest.mark.parametrize("seed", range(15))
+def test_groups_leave_the_querys_own_group_out_as_the_loop_does(seed, dtype):
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(4, 40))
+    x = _tied_embeddings(rng, n).astype(dtype)
+    groups = [f"rec{g}" for g in rng.integers(0, max(2, n // 4), n)]
+    single = rng.integers(0, 3, n)
+    ours = retrieval_scores(x, single, groups=groups, chunk_size=int(rng.integers(1, 9)))
+    _assert_same(ours, _reference(x, [[v] for v in single], groups=groups))
+    multi = [list(rng.choice(["a", "b", "c"], size=int(rng.integers(0, 3)), replace=False)) for _ in range(n)]
+    _assert_same(retrieval_scores(x, multi, groups=groups), _reference(x, multi, groups=groups))
+
+
+def test_groups_remove_what_a_recording_shares_with_itself():
+    """Windows of one recording look alike (shared background) and share its species: without groups a
+    query's nearest neighbour is its own recording; with them it must be found in another one."""
+    rng = np.random.default_rng(0)
+    recording = np.repeat(np.arange(12), 5)
+    species = recording % 2  # each recording holds one of two species
+    x = rng.normal(size=(12, 32))[recording] + 0.05 * rng.normal(size=(60, 32))  # recording identity only
+    leaky = retrieval_scores(x, species)
+    fair = retrieval_scores(x, species, groups=recording)
+    assert leaky["precision_at_1"] == 1.0 and fair["precision_at_1"] < 0.8
+    assert leaky["roc_auc"] > fair["roc_auc"] + 0.03 and fair["n_queries"] == 60
+    with pytest.raises(EvaluationError, match="groups"):
+        retrieval_scores(x, species, groups=recording[:-1])
 
 
 def test_hand_worked_case():

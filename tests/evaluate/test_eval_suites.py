@@ -99,6 +99,43 @@ def test_multi_label_suite_uses_map_and_skips_clustering():
     assert {"map", "map_present"} <= set(res.filter(pl.col("method") == "probe")["metric"])
 
 
+def test_cross_recording_retrieval_leaves_the_querys_recording_out():
+    """Windows of 8 recordings (the path column): the ``*_cross_recording`` rows equal retrieval with
+    those groups; a focal set of one file per clip scores the same under both; individual ID has none."""
+    df = _rows("scape", 96, lambda i: [f"sp{(i // 12) % 3}"], domain="soundscape")
+    df = df.with_columns(
+        (pl.lit("rec") + (pl.int_range(pl.len()) // 12).cast(pl.String) + ".wav").alias("path")
+    )
+    # each recording adds its own strong offset (its background): neighbours come from the same recording
+    rec_offset = np.random.default_rng(1).normal(scale=6.0, size=(8, 8))[np.arange(96) // 12]
+    emb = _embeddings([df])
+    emb = Embeddings(emb.clip_ids, {0: emb.array() + rec_offset.astype(np.float32)}, None, emb.meta)
+    res = evaluate_suite(
+        emb, ToySuite("syn-birdset", "classification", False, {"scape": df}), methods=("retrieval",)
+    )
+    got = dict(zip(res["metric"], res["value"], strict=True))
+    test = (df["split"] == "test").to_numpy()
+    te = df.filter(pl.Series(test))
+    fair = retrieval_scores(emb.array()[test], te["labels"].to_list(), groups=te["path"].to_list())
+    assert got["roc_auc_cross_recording"] == pytest.approx(fair["roc_auc"], abs=1e-12)
+    assert got["precision_at_1_cross_recording"] == pytest.approx(fair["precision_at_1"], abs=1e-12)
+    assert got["roc_auc_cross_recording"] != got["roc_auc"]
+
+    focal = _rows("birds", 80, lambda i: [f"sp{i % 3}"])
+    res = evaluate_suite(
+        _embeddings([focal]), ToySuite("c", "classification", False, {"birds": focal}), methods=("retrieval",)
+    )
+    got = dict(zip(res["metric"], res["value"], strict=True))
+    assert got["roc_auc_cross_recording"] == got["roc_auc"]
+    assert got["precision_at_1_cross_recording"] == got["precision_at_1"]
+
+    ind = _rows("pipit", 60, lambda i: [f"ind{i % 4}"])
+    res = evaluate_suite(
+        _embeddings([ind]), ToySuite("i", "individual_id", False, {"pipit": ind}), methods=("retrieval",)
+    )
+    assert set(res["metric"]) == {"roc_auc", "precision_at_1"}
+
+
 def test_individual_id_is_train_vs_test():
     df = _rows("pipit", 60, lambda i: [f"ind{i % 4}"])
     suite = ToySuite("syn-individual", "individual_id", False, {"pipit": df})

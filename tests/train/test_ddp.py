@@ -1,7 +1,11 @@
 """A 2-process DDP run on CPU (gloo, launched by a real ``torchrun``) matches the 1-process run with the
-same global batch: loss curve within 1e-5 absolute and final weights within 1e-5 (float reduction order is
-the only difference: the plan gives both runs the same clips at every step). Attention key biases are
-excluded from the weight check: their gradient is zero up to float noise, which Adam normalises."""
+same global batch: loss curve within 1e-5 absolute; final weights, per tensor, within 1e-5 RMS and 1.5e-4 at
+any element (float reduction order is the only difference: the plan gives both runs the same clips at every
+step). Adam divides each gradient by its own running scale, so an element whose gradient is near zero turns
+float noise into a visible step: over 8 teacher draws of the tokenizer case the largest element difference
+was 2.2e-5 (3.7e-5 seen in CI) while the RMS stayed under 1.5e-6. 1.5e-4 is 1 % of the largest total update
+(lr 3e-3 x 5 steps); ranks that did not share gradients, codebook statistics or data differ by ~1e-3.
+Attention key biases are excluded: their gradient is zero up to float noise, which Adam normalises."""
 
 from __future__ import annotations
 
@@ -23,13 +27,15 @@ from avexlab.models.registry import build_encoder  # noqa: E402
 
 SCRIPT = Path(__file__).parent / "run_train.py"
 SETS = ["--set", "optim.steps=5", "--set", "optim.batch_size=4", "--set", "runtime.log_every=1"]
-TOL = 1e-5
+TOL = 1e-5  # loss curve; weights: TOL RMS per tensor and MAX_STEP_NOISE at any element
+MAX_STEP_NOISE = 1.5e-4
 
 
 def _tokenizer_args(tmp_path: Path) -> list[str]:
     """BEATs tokenizer distillation (beats/tiny, dropout-free): its codebook moves by an EMA of code means
     summed over the ranks, and unused codes are re-seeded from the global batch, so 2 processes must update
     it as 1."""
+    torch.manual_seed(0)  # the same teacher whatever ran before in this process
     teacher = save_encoder(build_encoder("beats", "tiny"), tmp_path / "teacher")
     sets = [
         "model.name=beats",
@@ -112,4 +118,5 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path, what: str, group: 
             # turns its float noise into lr-sized steps, so only the query and value parts are comparable.
             d = a.numel() // 3
             a, b = torch.cat([a[:d], a[2 * d :]]), torch.cat([b[:d], b[2 * d :]])
-        assert (a - b).abs().max().item() < TOL, k
+        diff = (a - b).abs()
+        assert diff.pow(2).mean().sqrt().item() < TOL and diff.max().item() < MAX_STEP_NOISE, (k, diff.max())

@@ -143,7 +143,8 @@ def _(mo, ood_report, results):
                 "windows are cut from a few long recordings: a window's neighbours in its own recording share "
                 "its background and species, so the paper's `roc_auc` / `precision_at_1` reward recognising "
                 "the recording. The `*_cross_recording` rows leave the query's own recording out of its "
-                "ranking (focal test clips are one file each, so both agree there): read the gap there."
+                "ranking (focal test clips are one file each, so both agree there): read the gap there. They are "
+                "absent when a test split holds one recording (the smoke world's)."
             ),
             mo.ui.table(ood_report(results), selection=None),
         ]

@@ -108,6 +108,24 @@ def _parse_fractions(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _split_by(manifest: Any, by: str, fractions: tuple[float, float, float], seed: int) -> Any:
+    """``assign_splits`` (a ``by`` group never straddles two splits), warning on stderr when the groups
+    cannot fill every split that has a positive fraction."""
+    from avexlab.data.labels import assign_splits
+
+    manifest = assign_splits(manifest, by=by, fractions=fractions, seed=seed)
+    wanted = [s for s, f in zip(("train", "val", "test"), fractions, strict=True) if f > 0]
+    empty = [s for s in wanted if not (manifest["split"] == s).any()]
+    if empty:
+        typer.secho(
+            f"warning: split {', '.join(empty)} got no clips: {manifest[by].n_unique()} {by!r} group(s) cannot "
+            "fill three splits. A probe needs train, val and test; split by a finer column or add recordings.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    return manifest
+
+
 def _prepare(
     build: Any,
     root: Path,
@@ -125,60 +143,32 @@ def _prepare(
     Existing files are kept unless ``overwrite``; both targets are checked before either is written. The
     summary reads the manifest back with its files checked under ``root``. Input errors end the command
     with their message (exit 2)."""
+    from avexlab.data.manifest import validate_manifest_file, write_events, write_manifest
+
     try:
         built = build()
         manifest, events = built if isinstance(built, tuple) else (built, None)
-        _write_prepared(
-            manifest, events, root, out, events_out, overwrite, split_by, split_fractions, split_seed
-        )
+        if split_by is not None:
+            manifest = _split_by(manifest, split_by, _parse_fractions(split_fractions), split_seed)
+        targets = [out]
+        if events is not None:
+            events_out = events_out or out.with_name(f"{out.stem}.events.parquet")
+            targets.append(events_out)
+        taken = [str(t) for t in targets if t.exists()]
+        if taken and not overwrite:
+            raise FileExistsError(
+                f"expected new output files, found {', '.join(taken)} already there. Pick another --out "
+                "(or --events-out), or pass --overwrite to replace them."
+            )
+        write_manifest(manifest, out)
+        if events is not None:
+            write_events(events, events_out)
+        _echo_manifest_summary(out, validate_manifest_file(out, root=root), verb="written")
+        if events is not None:
+            typer.echo(f"{events_out}: {events.height} events")
     except (AvexlabError, FileExistsError) as err:
         _fail(err)
     typer.echo(f"paths are relative to {root}: pass --root {root} to embed, evaluate or validate it")
-
-
-def _write_prepared(
-    manifest: Any,
-    events: Any,
-    root: Path,
-    out: Path,
-    events_out: Path | None,
-    overwrite: bool,
-    split_by: str | None,
-    split_fractions: str,
-    split_seed: int,
-) -> None:
-    from avexlab.data.labels import assign_splits
-    from avexlab.data.manifest import validate_manifest_file, write_events, write_manifest
-
-    if split_by is not None:
-        fractions = _parse_fractions(split_fractions)
-        manifest = assign_splits(manifest, by=split_by, fractions=fractions, seed=split_seed)
-        empty = [s for s, f in zip(("train", "val", "test"), fractions, strict=True) if f > 0]
-        empty = [s for s in empty if not (manifest["split"] == s).any()]
-        if empty:
-            groups = manifest[split_by].n_unique()
-            typer.secho(
-                f"warning: split {', '.join(empty)} got no clips: {groups} {split_by!r} group(s) cannot fill "
-                "three splits. A probe needs train, val and test; split by a finer column or add recordings.",
-                fg=typer.colors.YELLOW,
-                err=True,
-            )
-    targets = [out]
-    if events is not None:
-        events_out = events_out or out.with_name(f"{out.stem}.events.parquet")
-        targets.append(events_out)
-    taken = [str(t) for t in targets if t.exists()]
-    if taken and not overwrite:
-        raise FileExistsError(
-            f"expected new output files, found {', '.join(taken)} already there. Pick another --out "
-            "(or --events-out), or pass --overwrite to replace them."
-        )
-    write_manifest(manifest, out)
-    if events is not None:
-        write_events(events, events_out)
-    _echo_manifest_summary(out, validate_manifest_file(out, root=root), verb="written")
-    if events is not None:
-        typer.echo(f"{events_out}: {events.height} events")
 
 
 OutOpt = Annotated[Path, typer.Option(help="Manifest to write (.parquet, .csv or .jsonl).")]
@@ -229,14 +219,12 @@ def data_from_folder(
     """Make a manifest of a folder of recordings: one clip per file, labelled by its sub-folder or a CSV."""
     from avexlab.data.sources import prepare_audiofolder
 
-    try:
-        manifest = prepare_audiofolder(
+    _prepare(
+        lambda: prepare_audiofolder(
             root, dataset=dataset, labels_csv=labels_csv, split=split, domain=domain, license=license
-        )
-        _write_prepared(manifest, None, root, out, None, overwrite, split_by, split_fractions, split_seed)
-    except (AvexlabError, FileExistsError) as err:
-        _fail(err)
-    typer.echo(f"paths are relative to {root}: pass --root {root} to embed, evaluate or validate it")
+        ),
+        root, out, None, overwrite, split_by, split_fractions, split_seed,
+    )  # fmt: skip
 
 
 @data_app.command("from-raven")

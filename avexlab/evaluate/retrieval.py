@@ -389,6 +389,7 @@ def retrieval_scores(
     else:
         codes_g = codes[g_idx]
 
+    groups_g = None if group_codes is None else group_codes[g_idx]
     if chunk_size is None:
         budget = _BLOCK_ELEMENTS_CUDA if dev.type == "cuda" else _BLOCK_ELEMENTS_CPU
         chunk_size = max(1, min(4096, budget // g))
@@ -413,7 +414,7 @@ def retrieval_scores(
         rows = torch.arange(b, device=dev)[has_self]
         valid[rows, self_slot[has_self]] = False
         if group_codes is not None:
-            same = group_codes[q_idx[start : start + b]][:, None] == group_codes[g_idx][None, :]
+            same = group_codes[q_idx[start : start + b]][:, None] == groups_g[None, :]
             valid &= ~torch.from_numpy(same).to(dev)
         if dev.type == "cpu" and sims.dtype == torch.float32:
             u, n_pos, n_neg, hit = (

@@ -36,6 +36,7 @@ __all__ = [
     "RuntimeConfig",
     "apply_overrides",
     "config_hash",
+    "encoder_sample_rate",
     "load_config",
     "load_run_config",
     "parse_config",
@@ -64,8 +65,13 @@ class DataConfig(_Strict):
     user manifests (``manifests``, paths relative to ``root``); neither = the ``smoke`` world. ``mix`` picks the pool: ``bio`` (animal
     clips), ``general`` (the AudioSet stand-in) or ``all`` (both). ``sampling_weights`` maps a pool name
     (``bio`` / ``general``) or a manifest ``dataset`` value to a relative weight; None = uniform shuffle over
-    clips (the reference code's plain concatenation). Clips are cropped to ``clip_s`` seconds at
-    ``sample_rate`` Hz (shorter ones zero-padded with a padding mask)."""
+    clips (the reference code's plain concatenation). Clips are cropped to ``clip_s`` seconds
+    (shorter ones zero-padded with a padding mask).
+
+    ``sample_rate``: the rate the audio is resampled to, which is the ENCODER's (the rate belongs to the
+    encoder: a frontend fed audio at another rate reads it wrong without a word). Leave it unset (null) and
+    the resolved config records the encoder's rate; a value that disagrees with the encoder's is a
+    ConfigError naming both."""
 
     world_preset: str | None = None
     world_seed: int = 0
@@ -76,7 +82,7 @@ class DataConfig(_Strict):
     mix: Literal["bio", "general", "all"] = "all"
     sampling_weights: dict[str, float] | None = None
     clip_s: float = Field(default=10.0, gt=0)
-    sample_rate: int = Field(default=16000, gt=0)
+    sample_rate: int | None = Field(default=None, gt=0)
     crop: Literal["random", "start", "centre"] = "random"
     on_error: Literal["raise", "skip"] = "raise"
 
@@ -351,7 +357,41 @@ class RunConfig(_Strict):
             )
         if self.recipe == "sl-ssl" and self.model.init_checkpoint is None:
             raise ValueError("recipe 'sl-ssl' post-trains an SSL checkpoint: set model.init_checkpoint")
+        rate = encoder_sample_rate(self.model)
+        if rate is None:  # not a registered architecture: the encoder passed to train() sets the rate
+            return self
+        if self.data.sample_rate is None:
+            self.data.sample_rate = rate  # recorded in the resolved config.yaml
+        elif self.data.sample_rate != rate:
+            raise ValueError(
+                f"data.sample_rate is {self.data.sample_rate} Hz, but the encoder (model.name="
+                f"{self.model.name!r}, size {self.model.size!r}) reads {rate} Hz audio: the data is resampled "
+                f"to the encoder's rate. Remove data.sample_rate (or set it to {rate}), or build the encoder "
+                f"for {self.data.sample_rate} Hz with model.overrides.sample_rate={self.data.sample_rate} "
+                "where the architecture supports it"
+            )
         return self
+
+
+def encoder_sample_rate(model: ModelConfig) -> int | None:
+    """The input rate (Hz) of the encoder ``model`` describes: its size preset's ``sample_rate`` with
+    ``model.overrides`` applied (the registry's presets all name one). None when ``model.name`` is not a
+    registered architecture (an encoder object given to the trainer then sets the rate; building one by
+    that name fails with the registry's error)."""
+    from avexlab.models.registry import list_encoders, preset_config
+
+    if model.name not in list_encoders():
+        return None
+    try:
+        cfg = preset_config(model.name, model.size, **model.overrides)
+    except ConfigError as err:
+        raise ValueError(str(err)) from None
+    if "sample_rate" not in cfg:
+        raise ValueError(
+            f"model {model.name!r} (size {model.size!r}) names no sample_rate in its preset; add one to its "
+            "registered presets"
+        )
+    return int(cfg["sample_rate"])
 
 
 # --------------------------------------------------------------------------------------------- helpers

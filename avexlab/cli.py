@@ -391,7 +391,9 @@ def evaluate(
             "the training sessions) or repertoire."
         ),
     ] = "classification",
-    layers: Annotated[str, typer.Option(help="'last' or 'all' (every layer).")] = "last",
+    layers: Annotated[
+        str, typer.Option(help="'last', 'all' (every layer) or comma-separated layer indices such as 0,3,-1.")
+    ] = "last",
     out: Annotated[Path, typer.Option(help="Results table to write (.parquet).")] = Path(
         "results/results.parquet"
     ),
@@ -405,39 +407,33 @@ def evaluate(
 ) -> None:
     """Evaluate an encoder (probe, retrieval, clustering) on a world's suite or your own manifest; append to a
     tidy results table."""
+    from avexlab.data.suite import Suite
     from avexlab.errors import ConfigError
     from avexlab.evaluate.report import save_results
-    from avexlab.evaluate.suites import evaluate_encoder_on_world, evaluate_suite, paper_table
+    from avexlab.evaluate.spec import EvalSpec, parse_layers
+    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.evaluate.tables import last_layer, paper_table
+    from avexlab.experiments import evaluate_encoder_on_world
 
     try:
-        if layers not in ("last", "all"):
-            raise ConfigError(f"--layers: expected 'last' or 'all', found {layers!r}.")
+        spec = EvalSpec(
+            layers=parse_layers(layers),
+            device=device,
+            probe_recipe=probe_recipe,  # type: ignore[arg-type]
+            progress=manifest is not None,
+        )
         if (suite is None) == (manifest is None):
             raise ConfigError(
                 "avexlab evaluate: expected exactly one of --suite (a suite of --world) or --manifest (your "
                 f"own labelled manifest), found {'both' if suite else 'neither'}. Pass one of them."
             )
         if manifest is not None:
-            results = evaluate_suite(
-                encoder,
-                manifest,
-                root=root,
-                layers="all" if layers == "all" else (-1,),
-                device=device,
-                probe_recipe=probe_recipe,  # type: ignore[arg-type]
-                task_family=task_family,
-                progress=True,
-            )
+            own = Suite.from_manifest(manifest, task_family=task_family, root=root)
+            results = evaluate_suite(encoder, own, spec)
             save_results(results, out, append=True)
         else:
             results = evaluate_encoder_on_world(
-                encoder,
-                world,
-                suites=None if suite == "all" else [suite],
-                layers=layers,  # type: ignore[arg-type]
-                device=device,
-                out=out,
-                probe_recipe=probe_recipe,
+                encoder, world, spec, suites=None if suite == "all" else [suite], out=out
             )
     except AvexlabError as err:
         _fail(err)
@@ -445,9 +441,7 @@ def evaluate(
         print_table(paper_table(results), title=f"{encoder} on {suite}")
         return
     # your own data has no paper column: every metric of the last layer, per dataset
-    show = results.filter(results["layer"] == results["layer"].max()).select(
-        "dataset", "method", "metric", "value", "n"
-    )
+    show = last_layer(results).select("dataset", "method", "metric", "value", "n")
     print_table(show, title=f"{encoder} on {manifest} ({task_family}); rows appended to {out}")
 
 
@@ -458,7 +452,7 @@ def report(
 ) -> None:
     """Print the paper-shaped table of a results file; optionally write an HTML report with plots."""
     from avexlab.evaluate.report import load_results, write_html_report
-    from avexlab.evaluate.suites import ood_report, paper_table
+    from avexlab.evaluate.tables import ood_report, paper_table
 
     try:
         df = load_results(results)
@@ -482,7 +476,7 @@ def train(
 ) -> None:
     """Train an encoder from a YAML run config (SL, SSL or SL-SSL); torchrun-compatible."""
     from avexlab.config import load_run_config
-    from avexlab.train import train as train_run
+    from avexlab.experiments import train_run
 
     try:
         cfg = load_run_config(config, overrides=set_ or [])
@@ -515,8 +509,8 @@ def grid(
     ] = None,
 ) -> None:
     """Run the ablation grid (architectures x data mixes x paradigms), evaluate each encoder, write one table."""
-    from avexlab.train import grid as run_grid
-    from avexlab.train.grids import profile_with_sets
+    from avexlab.experiments.grid import grid as run_grid
+    from avexlab.experiments.grid import profile_with_sets
 
     try:
         extra = {} if twin_seeds is None else {"twin_seeds": twin_seeds}
@@ -537,7 +531,7 @@ def demo(
     ] = 150,
 ) -> None:
     """The main job: render the world, evaluate the baselines (and a short training run) on its suites."""
-    from avexlab.demo import run_demo
+    from avexlab.experiments.demo import run_demo
 
     try:
         run_demo(

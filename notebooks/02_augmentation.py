@@ -13,8 +13,8 @@ def _():
     from avexlab.augment import preview
     from avexlab.config import AugmentConfig, MixupConfig, NoiseConfig
     from avexlab.data.dataset import ManifestDataset, collate
+    from avexlab.experiments import world_noise_bank
     from avexlab.synth import render_world
-    from avexlab.train.data import world_noise_bank
     from avexlab.viz import SpectrogramPlayer
     from avexlab.viz.notebook import SCALES, default_scale, world_preset
     from avexlab.viz.tables import augmentation_summary

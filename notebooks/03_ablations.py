@@ -14,17 +14,16 @@ def _():
     import polars.selectors as cs
 
     from avexlab.evaluate.report import load_results
-    from avexlab.train.grids import GRID_PROFILES, grid
-    from avexlab.viz.notebook import SCALES, catch_user_error, default_scale
-    from avexlab.viz.paper import (
+    from avexlab.evaluate.tables import (
         ABLATION_FACTORS,
-        GRID_PROFILE_OF_SCALE,
         ablation_table,
         ablation_view,
         cells_vs_twins,
-        faceted_bars,
         to_long,
     )
+    from avexlab.experiments.grid import GRID_PROFILES, grid
+    from avexlab.viz.figures import faceted_bars
+    from avexlab.viz.notebook import GRID_PROFILE_OF_SCALE, SCALES, catch_user_error, default_scale
 
     return (
         ABLATION_FACTORS,

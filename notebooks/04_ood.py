@@ -13,13 +13,16 @@ def _():
     import polars as pl
 
     from avexlab.evaluate.embed import resolve_encoder
-    from avexlab.evaluate.suites import evaluate_suite, ood_report
+    from avexlab.evaluate.spec import EvalSpec
+    from avexlab.evaluate.suites import evaluate_suite
     from avexlab.evaluate.sweeps import evaluate_shift_sweep, sweep_ood_report
+    from avexlab.evaluate.tables import ood_report
     from avexlab.synth import SWEEP_KNOBS, render_shift_sweep, render_world
     from avexlab.viz import result_bars, result_lines
     from avexlab.viz.notebook import SCALES, default_scale, world_preset
 
     return (
+        EvalSpec,
         Path,
         SCALES,
         SWEEP_KNOBS,
@@ -73,7 +76,7 @@ def _(SCALES, SWEEP_KNOBS, default_scale, mo):
 
 
 @app.cell
-def _(Path, cap, encoders, mo, os, resolve_encoder, scale):
+def _(EvalSpec, Path, cap, encoders, mo, os, resolve_encoder, scale):
     specs = [s.strip() for s in encoders.value.split(",") if s.strip()]
     # Each spec resolved once: the same weights for every suite and knob value.
     models = {_spec: resolve_encoder(_spec) for _spec in specs}
@@ -85,6 +88,8 @@ def _(Path, cap, encoders, mo, os, resolve_encoder, scale):
     max_clips = int(cap.value) or None
     # Embeddings are cached per encoder and manifest in the user's cache: reruns skip the encoder.
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avexlab" / "embeddings"
+    # One evaluation spec for every suite and knob value (probe seed 42, the paper's).
+    eval_spec = EvalSpec(probe_epochs=probe_epochs, cache_dir=cache_dir, max_clips_per_split=max_clips)
     sweep_values = {
         "snr_db": [-10.0, 5.0, 20.0],
         "overlap": [0.0, 0.5, 1.0],
@@ -99,18 +104,16 @@ def _(Path, cap, encoders, mo, os, resolve_encoder, scale):
         "value). Probes train on fewer clips than the full suites, so these scores are not comparable to "
         "full-suite numbers; the `n` column counts the test clips scored."
     )
-    return cache_dir, max_clips, models, probe_epochs, sweep_values
+    return eval_spec, models, sweep_values
 
 
 @app.cell
 def _(
-    cache_dir,
+    eval_spec,
     evaluate_suite,
-    max_clips,
     mo,
     models,
     pl,
-    probe_epochs,
     render_world,
     scale,
     seed,
@@ -120,16 +123,7 @@ def _(
     _jobs = [(_spec, _suite) for _spec in models for _suite in ("syn-beans-clf", "syn-birdset")]
     _frames = []
     for _spec, _suite in mo.status.progress_bar(_jobs, title="Evaluating focal and soundscape suites"):
-        _frames.append(
-            evaluate_suite(
-                models[_spec],
-                world.suites[_suite],
-                probe_epochs=probe_epochs,
-                seed=42,
-                cache_dir=cache_dir,
-                max_clips_per_split=max_clips,
-            )
-        )
+        _frames.append(evaluate_suite(models[_spec], world.suites[_suite], eval_spec))
     results = pl.concat(_frames)
     return (results,)
 
@@ -180,14 +174,12 @@ def _(mo):
 
 @app.cell
 def _(
-    cache_dir,
+    eval_spec,
     evaluate_shift_sweep,
     knob,
-    max_clips,
     mo,
     models,
     pl,
-    probe_epochs,
     render_shift_sweep,
     scale,
     seed,
@@ -197,14 +189,7 @@ def _(
     sweep = render_shift_sweep(world_preset(scale.value), seed.value, knob.value, sweep_values[knob.value])
     sweep_results = pl.concat(
         [
-            evaluate_shift_sweep(
-                models[_spec],
-                sweep,
-                probe_epochs=probe_epochs,
-                seed=42,
-                cache_dir=cache_dir,
-                max_clips_per_split=max_clips,
-            )
+            evaluate_shift_sweep(models[_spec], sweep, eval_spec)
             for _spec in mo.status.progress_bar(list(models), title=f"Evaluating the {knob.value} sweep")
         ]
     )

@@ -10,12 +10,14 @@ def _():
     import polars as pl
 
     from avexlab.evaluate.embed import extract_embeddings, resolve_encoder
+    from avexlab.evaluate.individual import individual_id_scores
+    from avexlab.evaluate.spec import EvalSpec
     from avexlab.synth import render_world
     from avexlab.viz import embedding_map, reduce_embeddings, result_bars
     from avexlab.viz.notebook import SCALES, catch_user_error, default_scale, world_preset
-    from avexlab.viz.paper import individual_id_scores
 
     return (
+        EvalSpec,
         SCALES,
         catch_user_error,
         default_scale,
@@ -132,11 +134,11 @@ def _(catch_user_error, encoder, extract_embeddings, mo, suite):
 
 
 @app.cell
-def _(embeddings, individual_id_scores, mo, scale):
+def _(EvalSpec, embeddings, individual_id_scores, mo, scale):
     # Probe epochs per scale (the paper's recipe at paper scale).
     _epochs = {"smoke": 5, "workshop": 15, "paper": 30}[scale.value]
     with mo.status.spinner(title="Fitting probes and ranking galleries ..."):
-        scores = individual_id_scores(embeddings, probe_epochs=_epochs, seed=42)
+        scores = individual_id_scores(embeddings, EvalSpec(probe_epochs=_epochs))
     return (scores,)
 
 

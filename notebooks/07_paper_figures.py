@@ -12,25 +12,25 @@ def _():
     import polars as pl
     import polars.selectors as cs
 
-    from avexlab.data.registry import check_all
+    from avexlab.data.published import PAPER_SOURCE, paper_data_mix, paper_headline
+    from avexlab.data.registry import check_all, paper_suites
     from avexlab.evaluate.report import load_results
-    from avexlab.evaluate.suites import evaluate_suite, paper_table
-    from avexlab.synth import render_world
-    from avexlab.viz.notebook import SCALES, catch_user_error, default_scale, world_preset
-    from avexlab.viz.paper import (
-        PAPER_SOURCE,
+    from avexlab.evaluate.spec import EvalSpec
+    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.evaluate.tables import (
         REAL_SOURCE,
         SYNTH_SOURCE,
-        faceted_bars,
         grid_data_mix,
-        paper_data_mix,
-        paper_headline,
-        real_suites,
+        paper_table,
         side_by_side,
         to_long,
     )
+    from avexlab.synth import render_world
+    from avexlab.viz.figures import faceted_bars
+    from avexlab.viz.notebook import SCALES, catch_user_error, default_scale, world_preset
 
     return (
+        EvalSpec,
         PAPER_SOURCE,
         Path,
         REAL_SOURCE,
@@ -49,7 +49,7 @@ def _():
         paper_headline,
         paper_table,
         pl,
-        real_suites,
+        paper_suites,
         render_world,
         side_by_side,
         to_long,
@@ -125,7 +125,7 @@ def _(Path, catch_user_error, encoders, grid_path, load_results, mo, scale):
 
 
 @app.cell
-def _(evaluate_suite, mo, pl, probe_epochs, render_world, scale, seed, specs, world_preset):
+def _(EvalSpec, evaluate_suite, mo, pl, probe_epochs, render_world, scale, seed, specs, world_preset):
     world = render_world(world_preset(scale.value), seed.value)
     _jobs = [(_spec, _suite) for _spec in specs for _suite in world.suites.values()]
     _frames = []
@@ -133,7 +133,7 @@ def _(evaluate_suite, mo, pl, probe_epochs, render_world, scale, seed, specs, wo
         _jobs, title="Evaluating the encoders on every synthetic suite"
     ):
         _frames.append(
-            evaluate_suite(_spec, _suite, probe_epochs=probe_epochs, seed=42, cache_dir=".cache/embeddings")
+            evaluate_suite(_spec, _suite, EvalSpec(probe_epochs=probe_epochs, cache_dir=".cache/embeddings"))
         )
     synth_results = pl.concat(_frames)
     return (synth_results,)
@@ -234,6 +234,7 @@ def _(Path, check_all, data_root, mo, pl):
 
 @app.cell
 def _(
+    EvalSpec,
     REAL_SOURCE,
     cs,
     data_root,
@@ -242,12 +243,12 @@ def _(
     paper_headline,
     paper_table,
     pl,
+    paper_suites,
     probe_epochs,
-    real_suites,
     side_by_side,
     specs,
 ):
-    _suites = real_suites(data_root.value.strip() or ".")
+    _suites = paper_suites(data_root.value.strip() or ".")
     mo.stop(
         not _suites,
         mo.callout(mo.md("No real dataset present: only synthetic numbers are shown above."), kind="info"),
@@ -256,14 +257,7 @@ def _(
     _frames = []
     for _spec, _suite in mo.status.progress_bar(_jobs, title="Evaluating on the local real datasets"):
         _frames.append(
-            evaluate_suite(
-                _spec,
-                _suite,
-                root=_suite.root,
-                probe_epochs=probe_epochs,
-                seed=42,
-                cache_dir=".cache/embeddings",
-            )
+            evaluate_suite(_spec, _suite, EvalSpec(probe_epochs=probe_epochs, cache_dir=".cache/embeddings"))
         )
     _real = paper_table(pl.concat(_frames)).with_columns(pl.lit(REAL_SOURCE).alias("source"))
     mo.ui.table(side_by_side(paper_headline(), _real).with_columns(cs.float().round(3)), selection=None)

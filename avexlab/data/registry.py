@@ -11,6 +11,7 @@ returns the validated manifest of a local copy. Layout under a data root ``ROOT`
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import polars as pl
 import yaml
 
 from avexlab.data.manifest import read_manifest
+from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, DataNotFoundError, ManifestError
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "get_paper_dataset",
     "list_paper_datasets",
     "load_paper_dataset",
+    "paper_suites",
     "registry_path",
 ]
 
@@ -247,3 +250,33 @@ def load_paper_dataset(name: str, root: str | os.PathLike[str]) -> pl.DataFrame:
         )
     assert c.manifest is not None
     return read_manifest(c.manifest, root=c.folder)
+
+
+# The registry's task families under the names of avexlab.data.suite.TASK_FAMILIES (the evaluation's).
+_EVAL_FAMILY = {"beans_classification": "classification", "beans_detection": "detection"}
+
+
+def paper_suites(root: str | os.PathLike[str], names: Sequence[str] | None = None) -> list[Suite]:
+    """The paper's datasets with a complete local copy under ``root`` (``root/<name>/manifest.*`` and
+    audio; :func:`avexlab.data.registry.check_all` says what is missing for the others), one
+    :class:`~avexlab.data.suite.Suite` each (``name`` = the paper's benchmark; the manifest keyed by the
+    dataset name; ``task_family`` as the evaluation names it, e.g. ``classification`` for the registry's
+    ``beans_classification``). ``names`` restricts the candidates; an empty list when none is present."""
+    if not Path(root).is_dir():
+        return []
+    table = check_all(root).filter(pl.col("ok"))
+    if names is not None:
+        table = table.filter(pl.col("name").is_in(list(names)))
+    out = []
+    for name in table["name"].to_list():
+        d = get_paper_dataset(name)
+        out.append(
+            Suite(
+                name=d.benchmark,
+                task_family=_EVAL_FAMILY.get(d.task_family, d.task_family),
+                multi_label=d.multi_label,
+                root=str(d.folder(root)),
+                manifests={name: load_paper_dataset(name, root)},
+            )
+        )
+    return out

@@ -7,8 +7,10 @@ Python API other code relies on (imported lazily, so ``import avexlab.evaluate``
 ``mean_average_precision(scores, targets) -> float`` (the paper's: all classes, absent ones count 0),
 ``mean_average_precision_present``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
 ``LinearProbe``, ``MLPProbe``, ``scores_to_events``, ``event_f1``; ``extract_embeddings`` /
-``load_embeddings`` -> ``Embeddings``; ``evaluate_suite`` -> tidy results table, ``paper_table``,
-``ood_report``; ``load_results``, ``save_results``, ``write_html_report``.
+``load_embeddings`` -> ``Embeddings``; ``EvalSpec`` (how to evaluate) and ``evaluate_suite`` -> tidy
+results table; ``paper_table``, ``ood_report`` (pivots of it); ``individual_id_scores``;
+``load_results``, ``save_results``, ``write_html_report``. Evaluating on a synthetic world (which opens
+it) lives in :mod:`avexlab.experiments`.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ _EXPORTS: dict[str, str] = {
     "resolve_encoder": "embed",
     "evaluate_suite": "suites",
     "evaluate_embeddings": "suites",
-    "evaluate_encoder_on_world": "suites",
-    "paper_table": "suites",
-    "ood_report": "suites",
+    "EvalSpec": "spec",
+    "resolve_layers": "spec",
+    "paper_table": "tables",
+    "ood_report": "tables",
+    "RESULT_SCHEMA": "tables",
+    "individual_id_scores": "individual",
+    "individual_retrieval": "individual",
     "load_results": "report",
     "save_results": "report",
     "write_html_report": "report",

@@ -20,7 +20,6 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +29,8 @@ import polars as pl
 import torch
 
 from avexlab.errors import CheckpointError, DataNotFoundError, EvaluationError, expected_found
+
+from .spec import LayerSelection, resolve_layers
 
 __all__ = [
     "Embeddings",
@@ -243,7 +244,7 @@ def extract_embeddings(
     manifest: pl.DataFrame,
     *,
     root: str | os.PathLike[str] | None = None,
-    layers: Sequence[int] | Literal["all"] = (-1,),
+    layers: LayerSelection = "last",
     pooling: Literal["mean", "max", "cls"] = "mean",
     crop: Literal["start", "windows"] = "start",
     clip_s: float | None = None,
@@ -260,7 +261,8 @@ def extract_embeddings(
         encoder: an avexlab ``Encoder`` (raw waveforms ``[B, T]`` at ``encoder.sample_rate`` Hz in).
         manifest: validated manifest rows (any splits); row order is kept.
         root: data root of relative paths (default: the current directory).
-        layers: layer indices (negative from the last) or ``"all"`` (every layer, one forward pass).
+        layers: ``"last"``, ``"all"`` (every layer, one forward pass) or layer indices (negative from the
+            last); :func:`~avexlab.evaluate.spec.resolve_layers`.
         pooling: ``"mean"``/``"max"`` over valid tokens, or ``"cls"`` for models with a CLS token.
         crop: ``"start"``: each clip cropped from its start to ``clip_s`` and zero-padded (the paper);
             ``"windows"``: each clip cut into ``window_s`` windows every ``hop_s`` (default ``window_s``),
@@ -283,16 +285,7 @@ def extract_embeddings(
     if df.height == 0:
         raise EvaluationError(expected_found("manifest", "at least one clip", "none", "Check the filter."))
     base = Path(root) if root is not None else Path.cwd()
-    n_layers = int(getattr(encoder, "num_layers", 0)) or 1
-    wanted = list(range(n_layers)) if layers == "all" else [int(x) for x in layers]
-    bad = [x for x in wanted if not -n_layers <= x < n_layers]
-    if bad:
-        raise EvaluationError(
-            expected_found(
-                "layers", f"indices in [-{n_layers}, {n_layers})", f"{bad}", "Pick existing layers."
-            )
-        )
-    layer_ids = sorted({x % n_layers for x in wanted})
+    layer_ids = resolve_layers(layers, int(getattr(encoder, "num_layers", 0)) or 1)
     if crop not in ("start", "windows"):
         raise EvaluationError(expected_found("crop", "'start' or 'windows'", repr(crop), "Pick one."))
     if crop == "start" and clip_s is None:

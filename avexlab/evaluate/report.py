@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
 from avexlab.errors import DataNotFoundError, EvaluationError, expected_found
+from avexlab.fsutil import atomic_write
+
+from .tables import ood_report, paper_table
 
 __all__ = ["load_results", "save_results", "write_html_report"]
 
@@ -59,14 +61,7 @@ def save_results(results: pl.DataFrame, path: str | os.PathLike[str], *, append:
         keys = results.select("encoder", "checkpoint", "benchmark").unique()
         old = old.join(keys, on=["encoder", "checkpoint", "benchmark"], how="anti")
         table = pl.concat([old, results], how="diagonal_relaxed")
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".parquet")
-    os.close(fd)
-    try:
-        table.write_parquet(tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(p, lambda tmp: table.write_parquet(tmp))
     return p
 
 
@@ -87,8 +82,6 @@ def _table_html(df: pl.DataFrame) -> str:
 def write_html_report(results: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     """A self-contained HTML page: the paper-shaped table, the focal -> soundscape gaps, the full tidy
     table, and (when plotly is installed) a bar chart of the paper-shaped table."""
-    from .suites import ood_report, paper_table
-
     table = paper_table(results)
     gaps = ood_report(results)
     parts = [
@@ -117,7 +110,4 @@ def write_html_report(results: pl.DataFrame, path: str | os.PathLike[str]) -> Pa
         _table_html(results),
     ]
     parts.append("</body></html>")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("".join(parts), encoding="utf-8")
-    return p
+    return atomic_write(path, "".join(parts))

@@ -1,11 +1,11 @@
 """Evaluate encoders over a shift sweep: the same detection test set re-rendered with one knob changed.
 
 :func:`evaluate_shift_sweep` scores an encoder on every suite of a
-:class:`~avexlab.synth.world.ShiftSweep` (from :func:`avexlab.synth.render_shift_sweep`) and returns
-the tidy results table (:data:`~avexlab.evaluate.suites.RESULT_SCHEMA`) with two more columns,
-``knob`` (e.g. ``snr_db``) and ``knob_value`` (float, in the knob's unit: dB, seconds, metres or the
-overlap fraction), which :func:`~avexlab.evaluate.suites.ood_report` reads to give the gap per knob
-value.
+:class:`~avexlab.synth.world.ShiftSweep` (from :func:`avexlab.synth.render_shift_sweep`; any object with
+``knob``, ``values`` and ``suites: {value: Suite}`` will do) and returns the tidy results table
+(:data:`~avexlab.evaluate.tables.RESULT_SCHEMA`) with two more columns, ``knob`` (e.g. ``snr_db``) and
+``knob_value`` (float, in the knob's unit: dB, seconds, metres or the overlap fraction), which
+:func:`~avexlab.evaluate.tables.ood_report` reads to give the gap per knob value.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from typing import Any
 import polars as pl
 import torch
 
+from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, expected_found
 
 from .embed import Embeddings, resolve_encoder
-from .suites import RESULT_SCHEMA, SuiteLike, evaluate_suite
+from .spec import EvalSpec
+from .suites import evaluate_suite
+from .tables import RESULT_SCHEMA, ood_report
 
 __all__ = ["SWEEP_SCHEMA", "evaluate_shift_sweep"]
 
@@ -30,7 +33,7 @@ SWEEP_SCHEMA: dict[str, pl.DataType] = {**RESULT_SCHEMA, "knob": pl.String(), "k
 def evaluate_shift_sweep(
     encoder: torch.nn.Module | Embeddings | str | os.PathLike[str],
     sweep: Any,
-    **evaluate_suite_kwargs: Any,
+    spec: EvalSpec | None = None,
 ) -> pl.DataFrame:
     """Evaluate ``encoder`` on each knob value of ``sweep``, in the order of ``sweep.values``.
 
@@ -41,9 +44,8 @@ def evaluate_shift_sweep(
             resolved once, so every knob value sees the same weights.
         sweep: a :class:`~avexlab.synth.world.ShiftSweep` (``knob``, ``values`` and one suite per value
             in ``suites``).
-        **evaluate_suite_kwargs: passed to :func:`~avexlab.evaluate.suites.evaluate_suite` for every
-            value (``probe_epochs``, ``seed``, ``cache_dir``, ``max_clips_per_split``, ...). With
-            ``max_clips_per_split`` the values keep the same clips wherever their labels agree (the draw
+        spec: how every value is evaluated (:class:`~avexlab.evaluate.spec.EvalSpec`). With
+            ``spec.max_clips_per_split`` the values keep the same clips wherever their labels agree (the draw
             depends on labels and clip ids, not on how the audio was rendered): always for ``snr_db``,
             ``rt60_s`` and ``distance_m``; ``overlap`` moves onsets, so window labels and picks may
             differ.
@@ -71,8 +73,8 @@ def evaluate_shift_sweep(
             encoder = resolve_encoder(str(encoder))
     frames = []
     for v in values:
-        suite: SuiteLike = sweep.suites[v]
-        res = evaluate_suite(encoder, suite, **evaluate_suite_kwargs)
+        suite: Suite = sweep.suites[v]
+        res = evaluate_suite(encoder, suite, spec)
         frames.append(
             res.with_columns(
                 pl.lit(sweep.knob, pl.String).alias("knob"), pl.lit(v, pl.Float64).alias("knob_value")
@@ -84,19 +86,17 @@ def evaluate_shift_sweep(
 def sweep_ood_report(focal_results: pl.DataFrame, sweep_results: pl.DataFrame) -> pl.DataFrame:
     """The focal -> soundscape gap at each knob value of a sweep.
 
-    Args:
-        focal_results: results table of focal suites (rows with ``domain == "focal"`` are used), e.g.
-            :func:`~avexlab.evaluate.suites.evaluate_suite` on ``syn-beans-clf``.
-        sweep_results: :func:`evaluate_shift_sweep`'s table (soundscape rows with ``knob`` and
-            ``knob_value``).
+        Args:
+            focal_results: results table of focal suites (rows with ``domain == "focal"`` are used), e.g.
+                :func:`~avexlab.evaluate.suites.evaluate_suite` on ``syn-beans-clf``.
+            sweep_results: :func:`evaluate_shift_sweep`'s table (soundscape rows with ``knob`` and
+                ``knob_value``).
 
-    Returns:
-        :func:`~avexlab.evaluate.suites.ood_report`'s table keyed by ``encoder, method, metric, knob,
-        knob_value``: the focal score (the same at every value) beside the soundscape score at that
-        value, and ``gap = soundscape - focal``. Only metrics measured in both appear.
+        Returns:
+    :func:`~avexlab.evaluate.tables.ood_report`'s table keyed by ``encoder, method, metric, knob,
+            knob_value``: the focal score (the same at every value) beside the soundscape score at that
+            value, and ``gap = soundscape - focal``. Only metrics measured in both appear.
     """
-    from .suites import ood_report
-
     missing = sorted({"knob", "knob_value"} - set(sweep_results.columns))
     if missing:
         raise ConfigError(

@@ -55,41 +55,32 @@ def run_demo(
 ) -> pl.DataFrame:
     """Run the main job; returns the tidy results table (also ``out/results.parquet``)."""
     from avexlab.evaluate.report import save_results, write_html_report
-    from avexlab.evaluate.suites import evaluate_encoder_on_world, ood_report, paper_table
-    from avexlab.synth import open_or_render_world
-    from avexlab.train import train
+    from avexlab.evaluate.spec import EvalSpec
+    from avexlab.evaluate.tables import ood_report, paper_table
+
+    from .worlds import evaluate_encoder_on_world, open_world, train_run
 
     show = show or (lambda df, title=None: echo(f"{title or ''}\n{df}"))
     out = Path(out)
     world_dir = out / "world"
-    world = open_or_render_world(
-        preset, seed, world_dir, progress=True, workers=min(4, os.cpu_count() or 1), echo=echo
-    )
+    world = open_world(preset, seed, world_dir, progress=True, workers=min(4, os.cpu_count() or 1), echo=echo)
     show(world.summary(), title=f"synthetic world {preset!r}, seed {seed}")
 
-    cache = out / "embedding-cache"
+    spec = EvalSpec(probe_seeds=(seed,), cache_dir=out / "embedding-cache")
     frames = []
-    for spec in BASELINES:
-        echo(f"evaluating baseline {spec} on every suite ...")
-        name = spec.split(":")[0] + (
-            "" if spec.startswith("logmel") else f"-{spec.split(':')[1]} (random init)"
-        )
-        frames.append(
-            evaluate_encoder_on_world(spec, world_dir, cache_dir=cache, seed=seed, encoder_name=name)
-        )
+    for enc in BASELINES:
+        echo(f"evaluating baseline {enc} on every suite ...")
+        name = enc.split(":")[0] + ("" if enc.startswith("logmel") else f"-{enc.split(':')[1]} (random init)")
+        frames.append(evaluate_encoder_on_world(enc, world, spec, encoder_name=name))
 
     if train_steps > 0:
         run_dir = out / "train-efficientnet-tiny-sl-all"
         echo(f"training tiny EfficientNet-B0 (SL, pool 'all', {train_steps} steps) into {run_dir} ...")
-        run_dir = train(demo_train_config(world_dir, preset, seed, run_dir, train_steps))
+        run_dir = train_run(demo_train_config(world_dir, preset, seed, run_dir, train_steps), world=world)
         echo("evaluating the trained encoder on every suite ...")
         frames.append(
             evaluate_encoder_on_world(
-                str(run_dir),
-                world_dir,
-                cache_dir=cache,
-                seed=seed,
-                encoder_name="efficientnet-tiny SL all (demo)",
+                str(run_dir), world, spec, encoder_name="efficientnet-tiny SL all (demo)"
             )
         )
 

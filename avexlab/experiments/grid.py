@@ -35,11 +35,11 @@ SSL_OBJECTIVE = {"beats": "beats_ssl", "eat": "eat_ssl"}
 class GridProfile:
     """One grid's scale. ``steps`` per run (``sl-ssl`` gets ``post_steps``), global ``batch_size``, crop
     length ``clip_s`` (seconds), the world ``(world_preset, seed)`` used for training pools AND suites;
-    ``probe_epochs`` and ``probe_recipe`` (:data:`avexlab.evaluate.suites.PROBE_RECIPES`) of the evaluation's
+    ``probe_epochs`` and ``probe_recipe`` (:data:`avexlab.evaluate.spec.PROBE_RECIPES`) of the evaluation's
     linear probes (the evaluation's clustering seed stays the paper's 42). ``twin_seeds``: random-init twins
     evaluated per architecture (init seeds ``seed, seed + 1, ...``; the first is the init every cell starts
     from): two or more measure how far one untrained network lands from another, the yardstick
-    :func:`avexlab.viz.paper.cells_vs_twins` holds each cell's gain against. ``overrides``: dotted config
+    :func:`avexlab.evaluate.tables.cells_vs_twins` holds each cell's gain against. ``overrides``: dotted config
     keys set in every cell; ``arch_overrides``: per architecture (key ``"beats"``) or per architecture and
     paradigm (key ``"beats/ssl"``), applied after them in that order (each architecture its own recipe, as in
     the paper)."""
@@ -264,14 +264,13 @@ def grid(
 ) -> Path:
     """Train every cell of the grid (resuming finished or interrupted cells from their run dirs) and, with
     ``evaluate``, evaluate each trained encoder and each architecture's random-init twin on every suite of
-    the world with ``avexlab.evaluate.suites.evaluate_suite``. Writes ``out/results.parquet`` (DESIGN.md's
-    tidy columns plus ``architecture``, ``mix``, ``paradigm``) and ``out/grid.json`` (profile, cells, skipped
+    the world with :func:`avexlab.evaluate.suites.evaluate_suite`. Writes ``out/results.parquet`` (the
+    tidy results table plus ``architecture``, ``mix``, ``paradigm``) and ``out/grid.json`` (profile, cells, skipped
     cells). ``world``: a folder for the rendered world (default ``out/world``; reused when it holds the
     profile's world). ``workers``: encoders evaluated in parallel processes, each with
     ``cpu_count // workers`` torch threads; probes run on one thread, so the rows depend on the worker
     count only through float rounding of embeddings not yet in the cache. Returns the path of ``results.parquet`` (of ``grid.json`` without ``evaluate``)."""
-    from avexlab.train.data import open_world
-    from avexlab.train.trainer import train
+    from .worlds import open_world, train_run
 
     prof = resolve_profile(profile)
     prof = replace(prof, **profile_overrides) if profile_overrides else prof
@@ -295,7 +294,7 @@ def grid(
     for cfg in cfgs:
         bar.set_description(Path(cfg.runtime.out_dir).name)
         if not _finished(cfg):
-            train(cfg)
+            train_run(cfg, world=world)
         bar.update(1)
     bar.close()
     (out / "grid.json").write_text(
@@ -424,7 +423,7 @@ def _evaluate_grid(
             "mix": c.data.mix,
             "paradigm": c.recipe,
             "checkpoint": str(c.runtime.out_dir),
-            **_objectives(c, cfgs),
+            **cell_objectives(c, cfgs),
         }
         for c in cfgs
     ]
@@ -462,7 +461,7 @@ def _evaluate_grid(
     return results
 
 
-def _objectives(cfg: RunConfig, cfgs: Sequence[RunConfig]) -> dict[str, str | None]:
+def cell_objectives(cfg: RunConfig, cfgs: Sequence[RunConfig]) -> dict[str, str | None]:
     """The cell's own ``objective.kind`` and the SSL objective its encoder came from (its own for ``ssl``,
     its parent's for ``sl-ssl``, None for ``sl``), so a grid run with ``--set ...objective.kind=...`` says
     in every row which objective made the encoder."""
@@ -490,7 +489,7 @@ def _worker_init(threads: int) -> None:
 def _open_world_once(preset: str, seed: int, world_dir: str) -> Any:
     """The world, opened once per process (its manifests are read at open), however many encoders it
     evaluates."""
-    from avexlab.train.data import open_world
+    from .worlds import open_world
 
     return open_world(preset, seed, Path(world_dir))
 
@@ -501,6 +500,7 @@ def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
     (the last two null for random-init twins)."""
     import torch
 
+    from avexlab.evaluate.spec import EvalSpec
     from avexlab.evaluate.suites import evaluate_suite
     from avexlab.models.checkpoints import load_encoder
 
@@ -514,20 +514,13 @@ def _evaluate_encoder(job: dict[str, Any]) -> pl.DataFrame:
     else:
         encoder = load_encoder(job["checkpoint"])
         name = f"{job['arch']}-{job['mix']}-{job['paradigm']}"
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    frames = [
-        evaluate_suite(
-            encoder,
-            suite,
-            root=getattr(world, "root", None),
-            probe_epochs=prof["probe_epochs"],
-            probe_recipe=prof["probe_recipe"],
-            cache_dir=job["cache"],
-            encoder_name=name,
-            device=device,
-        )
-        for suite in world.suites.values()
-    ]
+    spec = EvalSpec(
+        probe_epochs=prof["probe_epochs"],
+        probe_recipe=prof["probe_recipe"],
+        cache_dir=job["cache"],
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
+    frames = [evaluate_suite(encoder, suite, spec, encoder_name=name) for suite in world.suites.values()]
     return pl.concat(frames, how="diagonal_relaxed").with_columns(
         pl.lit(job["checkpoint"]).alias("checkpoint"),
         pl.lit(job["arch"]).alias("architecture"),

@@ -25,6 +25,7 @@ import polars as pl
 import avexlab
 from avexlab.data.manifest import manifest_hash, read_manifest, validate_manifest, write_manifest
 from avexlab.data.schema import COLUMNS, EVENT_SCHEMA, SCHEMA
+from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, DataNotFoundError, expected_found
 from avexlab.synth.config import (
     KNOBS,
@@ -61,36 +62,6 @@ SUITE_NAMES: tuple[str, ...] = (
 POOL_NAMES: tuple[str, ...] = ("bio", "general", "all")
 _IND_GROUPS = ("songbirds", "owls_doves", "frogs", "cetaceans", "insects", "bats")
 _REP_GROUPS = ("songbirds", "cetaceans", "frogs", "owls_doves", "bats", "insects")
-
-
-@dataclass(frozen=True)
-class Suite:
-    """An evaluation suite: one manifest per dataset (each with train/val/test rows in ``split``).
-
-    name: e.g. ``syn-beans-clf``. task_family: ``classification`` | ``detection`` | ``birdset`` |
-    ``individual_id`` | ``repertoire``. metric: the primary metric (``accuracy``, ``map``,
-    ``retrieval_roc_auc``). multi_label: whether clips may carry zero or several labels.
-    """
-
-    name: str
-    task_family: str
-    metric: str
-    multi_label: bool
-    manifests: dict[str, pl.DataFrame]
-
-    @property
-    def datasets(self) -> list[str]:
-        return list(self.manifests)
-
-    def split(self, split: str, dataset: str | None = None) -> pl.DataFrame:
-        """Rows of ``split`` (``train``/``val``/``test``), of one dataset or of all of them."""
-        frames = [self.manifests[dataset]] if dataset is not None else list(self.manifests.values())
-        return pl.concat(frames, how="diagonal_relaxed").filter(pl.col("split") == split)
-
-    @property
-    def manifest(self) -> pl.DataFrame:
-        """All datasets and splits in one frame."""
-        return pl.concat(list(self.manifests.values()), how="diagonal_relaxed")
 
 
 def _row(
@@ -352,7 +323,14 @@ class World:
                 for (suite, ds), rows in self._rows.items()
                 if suite == name
             }
-            out[name] = Suite(name, family, metric, multi, dsets)
+            out[name] = Suite(
+                name=name,
+                task_family=family,
+                multi_label=multi,
+                manifests=dsets,
+                root=None if self.root is None else str(self.root),
+                metric=metric,
+            )
         return out
 
     def _pools(self) -> dict[str, pl.DataFrame]:

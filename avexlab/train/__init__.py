@@ -1,13 +1,15 @@
-"""Training: one trainer (AMP, DDP, exact resume), objectives (SL, BEATs-style and EAT-style SSL), recipes.
+"""Training: one trainer (AMP, DDP, exact resume), objectives (SL, BEATs-style and EAT-style SSL, masked
+spectrogram reconstruction), recipes.
 
-Core functions: :func:`train` (``avexlab train``) and :func:`grid` (``avexlab grid``).
+Core function: :func:`train` (the trainer; it receives its data). Training on a synthetic world, and the
+ablation grid, live in :mod:`avexlab.experiments` (``experiments.train_run``, ``experiments.grid``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TrainingDivergedError", "grid", "train"]
+__all__ = ["TrainingDivergedError", "train"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing avexlab.train does not import torch
@@ -15,8 +17,4 @@ def __getattr__(name: str) -> Any:  # lazy: importing avexlab.train does not imp
         from avexlab.train import trainer
 
         return getattr(trainer, name)
-    if name == "grid":
-        from avexlab.train.grids import grid
-
-        return grid
     raise AttributeError(name)

@@ -1,5 +1,9 @@
 """The training pool: manifest(s) -> ManifestDataset, joint label space, sampling weights, noise bank.
 
+The trainer receives its data: a :class:`PoolSource` (manifest, root, hashes, noise bank) that
+:func:`manifest_source` reads from ``data.manifests`` or :mod:`avexlab.experiments` builds from a synthetic
+world.
+
 Labels stay sparse (a list of class indices per clip) until a batch is formed; :func:`multi_hot` makes the
 ``[B, C]`` targets on the device, so a label space of 10,000+ classes costs nothing up front.
 """
@@ -17,7 +21,15 @@ from torch import Tensor
 
 from avexlab.errors import ConfigError, DataNotFoundError
 
-__all__ = ["TrainData", "build_train_data", "multi_hot", "pool_weights", "select_pool"]
+__all__ = [
+    "PoolSource",
+    "TrainData",
+    "build_train_data",
+    "manifest_source",
+    "multi_hot",
+    "pool_weights",
+    "select_pool",
+]
 
 
 @dataclass
@@ -108,74 +120,59 @@ def pool_weights(manifest: pl.DataFrame, weights: dict[str, float] | None) -> Te
     return w
 
 
-def open_world(preset: str, seed: int, world_dir: Path | None) -> Any:
-    """The synthetic world ``(preset, seed)``: in memory when ``world_dir`` is None; else reopened from
-    ``world_dir`` when it holds exactly that world (another preset, seed or config there is a
-    ConfigError), or rendered there once."""
-    from avexlab.synth import render_world
-    from avexlab.synth.world import open_or_render_world
+@dataclass(frozen=True)
+class PoolSource:
+    """Where a training pool comes from, already resolved: ``manifest`` (all splits; the pool is chosen
+    from it by ``data.split`` and ``data.mix``), the ``root`` its relative paths resolve against, content
+    ``hashes`` for provenance, and the ``noise_bank`` (``[K, L]`` float32 at the training sample rate) that
+    ``augment.noise.source: world`` draws from, when the source has one."""
 
-    if world_dir is None:
-        return render_world(preset, seed)
-    return open_or_render_world(preset, seed, world_dir)
+    manifest: pl.DataFrame
+    root: Path | None
+    hashes: dict[str, str]
+    noise_bank: Tensor | None = None
 
 
-def _load_manifests(cfg: Any) -> tuple[pl.DataFrame, Path | None, dict[str, str], Any]:
-    """The training manifest (all splits), its data root, hashes and the world (or None)."""
+def manifest_source(cfg: Any) -> PoolSource:
+    """The :class:`PoolSource` of ``data.manifests`` (paths relative to ``data.root``)."""
     from avexlab.data.manifest import manifest_hash, read_manifest
 
     d = cfg.data
-    if d.manifests:
-        frames = []
-        hashes = {}
-        for p in d.manifests:
-            path = Path(p) if d.root is None or Path(p).is_absolute() else Path(d.root) / p
-            if not path.is_file():
-                raise DataNotFoundError(f"data.manifests: expected a manifest file at {path}, found nothing.")
-            df = read_manifest(path)
-            frames.append(df)
-            hashes[str(p)] = manifest_hash(df)
-        root = Path(d.root) if d.root is not None else Path(d.manifests[0]).parent
-        return pl.concat(frames, how="diagonal_relaxed"), root, hashes, None
-    world = open_world(d.world_preset, d.world_seed, d.world_dir)
-    pool = world.pools["all"]
-    root = getattr(world, "root", None)
-    return pool, root, {f"world:{d.world_preset}/{d.world_seed}/all": manifest_hash(pool)}, world
-
-
-def world_noise_bank(world: Any, sample_rate: int, length_s: float) -> Tensor:
-    """The world's background types (wind, rain, stream, insect chorus, ... as its ``background`` knob
-    lists) as a noise bank ``[K, length_s x sample_rate]`` float32, deterministic by the world's seed."""
-    import numpy as np
-
-    from avexlab.augment import noise_bank_from_waves
-    from avexlab.synth.dsp import background
-
-    n = int(round(length_s * sample_rate))
-    kinds = tuple(world.config.background)
-    if not kinds:
+    if not d.manifests:
         raise ConfigError(
-            "augment.noise.source='world': the world has no background types (its 'background' knob is "
-            "empty). Use augment.noise.source='folder' or augment.noise.enabled=false."
+            f"data: expected data.manifests for a pool read from disk, found world_preset={d.world_preset!r}. "
+            "A synthetic world's pool is built by avexlab.experiments (experiments.train_run, or the "
+            "`avexlab train` command): the trainer receives data and never opens a world."
         )
-    waves = [
-        torch.from_numpy(
-            np.asarray(background(k, np.random.default_rng([world.seed, i, 0xB6]), n, sample_rate))
-        )
-        for i, k in enumerate(kinds)
-    ]
-    return noise_bank_from_waves(waves)
+    frames = []
+    hashes = {}
+    for p in d.manifests:
+        path = Path(p) if d.root is None or Path(p).is_absolute() else Path(d.root) / p
+        if not path.is_file():
+            raise DataNotFoundError(f"data.manifests: expected a manifest file at {path}, found nothing.")
+        df = read_manifest(path)
+        frames.append(df)
+        hashes[str(p)] = manifest_hash(df)
+    root = Path(d.root) if d.root is not None else Path(d.manifests[0]).parent
+    return PoolSource(pl.concat(frames, how="diagonal_relaxed"), root, hashes)
 
 
-def build_train_data(cfg: Any) -> TrainData:
-    """Build the training pool of ``cfg`` (a RunConfig). Raises before any work for an empty pool, unknown
-    sampling-weight keys or a noise source that is missing."""
+def build_train_data(cfg: Any, source: PoolSource | None = None) -> TrainData:
+    """Build the training pool of ``cfg`` (a RunConfig) from ``source`` (default: ``data.manifests``,
+    :func:`manifest_source`). Audio is resampled to ``data.sample_rate`` (the encoder's rate). Raises
+    before any work for an empty pool, unknown sampling-weight keys or a noise source that is missing."""
     from avexlab.augment import load_noise_bank
     from avexlab.data.dataset import ManifestDataset, collate
     from avexlab.data.labels import LabelSpace
 
     d = cfg.data
-    manifest, root, hashes, world = _load_manifests(cfg)
+    if d.sample_rate is None:
+        raise ConfigError(
+            "data.sample_rate: expected the encoder's rate (the config resolves it for registered "
+            f"architectures), found none for model.name {cfg.model.name!r}. Set data.sample_rate."
+        )
+    source = source if source is not None else manifest_source(cfg)
+    manifest, root = source.manifest, source.root
     pool = select_pool(manifest, d.mix, d.split)
     if pool.height == 0:
         have = manifest.group_by("split", "domain").len().sort("split", "domain").rows()
@@ -211,13 +208,14 @@ def build_train_data(cfg: Any) -> TrainData:
     if n.enabled and n.p > 0:
         if n.source == "folder":
             bank = load_noise_bank(n.folder, d.sample_rate)
-        elif world is None:
+        elif source.noise_bank is None:
             raise ConfigError(
-                "augment.noise.source='world' needs a synthetic world, but data.manifests is set. "
-                "Set augment.noise.source='folder' with augment.noise.folder, or augment.noise.enabled=false."
+                "augment.noise.source='world' needs the noise bank of a synthetic world, but the pool comes "
+                "from data.manifests. Set augment.noise.source='folder' with augment.noise.folder, or "
+                "augment.noise.enabled=false."
             )
         else:
-            bank = world_noise_bank(world, d.sample_rate, max(d.clip_s, 1.0))
+            bank = source.noise_bank
     return TrainData(
         dataset=dataset,
         collate=collate,
@@ -225,6 +223,6 @@ def build_train_data(cfg: Any) -> TrainData:
         label_space=label_space if supervised else None,
         noise_bank=bank,
         weights=weights,
-        manifest_hashes=hashes,
+        manifest_hashes=dict(source.hashes),
         skipped=dataset.skipped_report(),
     )

@@ -135,6 +135,32 @@ def _build_encoder(cfg: RunConfig) -> nn.Module:
     return encoder
 
 
+def _resolve_rate(cfg: RunConfig, encoder: nn.Module | None) -> RunConfig:
+    """``cfg`` with ``data.sample_rate`` set: the config resolves it for registered architectures; for an
+    encoder object of another kind (tests, notebooks) it is that encoder's rate."""
+    if cfg.data.sample_rate is not None:
+        return cfg
+    if encoder is None or not hasattr(encoder, "sample_rate"):
+        raise ConfigError(
+            f"model.name {cfg.model.name!r} is not a registered encoder, so its sample rate is unknown. Use "
+            "a registered architecture (avexlab models list), or pass the encoder object to train()."
+        )
+    resolved = cfg.model_copy(deep=True)
+    resolved.data.sample_rate = int(encoder.sample_rate)
+    return resolved
+
+
+def _check_rate(encoder: nn.Module, cfg: RunConfig) -> None:
+    """The encoder must read audio at the rate the pool is resampled to (``data.sample_rate``)."""
+    rate = int(getattr(encoder, "sample_rate", cfg.data.sample_rate))
+    if rate != cfg.data.sample_rate:
+        raise ConfigError(
+            f"the encoder reads {rate} Hz audio, but data.sample_rate (the rate the pool is resampled to) is "
+            f"{cfg.data.sample_rate} Hz. Set data.sample_rate to {rate}, or pass an encoder built for "
+            f"{cfg.data.sample_rate} Hz."
+        )
+
+
 def _check_resume(run_dir: Path, chash: str) -> Any:
     """Read the newest checkpoint of ``run_dir`` (None if there is none) and check it is this config's."""
     path = latest_checkpoint(run_dir)
@@ -158,7 +184,10 @@ def train(
 ) -> Path:
     """Train ``config`` and return the run directory (``runtime.out_dir``).
 
-    ``encoder`` / ``data`` replace what the config would build (for notebooks and tests); the config still
+    ``data``: the training pool (:func:`avexlab.train.data.build_train_data`); default: the pool of
+    ``data.manifests``. A synthetic world's pool is built by :mod:`avexlab.experiments`
+    (``experiments.train_run``): the trainer never opens a world. ``encoder`` replaces the one the config
+    would build (for notebooks and tests; its sample rate must be ``data.sample_rate``); the config still
     describes the run. Resumes automatically from ``out_dir/checkpoints/latest`` when present. Everything
     that can be checked (config, resume compatibility, data pool, objective vs encoder) is checked before
     the first step.
@@ -182,7 +211,7 @@ def _train(
     rank: int,
     device: torch.device,
 ) -> Path:
-    cfg = config
+    cfg = _resolve_rate(config, encoder)
     run_dir = Path(cfg.runtime.out_dir)
     chash = config_hash(cfg)
     is_main = rank == 0
@@ -193,6 +222,8 @@ def _train(
 
     # ---- checks and setup (no training work before this block has passed) ----
     ckpt = _check_resume(run_dir, chash)
+    if encoder is not None:
+        _check_rate(encoder, cfg)
     data = data if data is not None else build_train_data(cfg)
     plan = StepPlan(
         n=len(data.dataset),
@@ -208,6 +239,7 @@ def _train(
     frozen_steps = cfg.optim.frozen_backbone_epochs * spe
     torch.manual_seed(cfg.runtime.seed)  # the initialisation is a function of the seed alone
     encoder = encoder if encoder is not None else _build_encoder(cfg)
+    _check_rate(encoder, cfg)
     objective = build_objective(cfg, encoder, data.num_classes)
     augmenter = Augmenter(cfg.augment, data.noise_bank)
     module = TrainModule(encoder, objective).to(device)

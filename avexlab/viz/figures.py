@@ -473,3 +473,79 @@ def _panels(n: int, titled: bool) -> go.Figure:
         subplot_titles=[" "] * (rows * cols) if titled else None,
         vertical_spacing=0.5 / rows if rows > 1 else None,
     )
+
+
+def faceted_bars(
+    long: pl.DataFrame,
+    *,
+    x: str,
+    color: str,
+    facet: str = "metric",
+    value: str = "value",
+    cols: int = 3,
+    errors: bool = False,
+    title: str | None = None,
+    panel_height: int = 260,
+) -> go.Figure:
+    """Bars of the mean of ``value`` per ``x`` (one colour per ``color`` value, the same colour in every
+    panel), one panel per ``facet`` value in a grid of ``cols`` columns, each panel with its own x axis
+    (so a panel shows only the ``x`` values measured there). ``errors``: error bars of one standard
+    deviation over the rows averaged (e.g. cells and datasets). Input: tidy rows, e.g. :func:`avexlab.evaluate.tables.to_long`."""
+    import plotly.express as px
+    from plotly.subplots import make_subplots
+
+    missing = [c for c in (x, color, facet, value) if c not in long.columns]
+    if missing or long.height == 0:
+        raise EvaluationError(
+            expected_found(
+                "long table",
+                f"rows with columns {[x, color, facet, value]}",
+                f"{long.height} rows, no {missing}" if missing else "no rows",
+                "Pass to_long() output.",
+            )
+        )
+    table = long.group_by(facet, x, color, maintain_order=True).agg(
+        pl.col(value).mean().alias("mean"),
+        pl.col(value).std().fill_null(0.0).alias("std"),
+        pl.len().alias("rows"),
+    )
+    panels = table[facet].unique(maintain_order=True).to_list()
+    groups = table[color].unique(maintain_order=True).to_list()
+    palette = px.colors.qualitative.Plotly
+    n_rows = -(-len(panels) // cols)
+    fig = make_subplots(
+        rows=n_rows,
+        cols=min(cols, len(panels)),
+        subplot_titles=[str(p) for p in panels],
+        vertical_spacing=0.5 / n_rows if n_rows > 1 else 0.2,
+        horizontal_spacing=0.06,
+    )
+    in_legend: set[str] = set()
+    for i, panel in enumerate(panels):
+        for j, group in enumerate(groups):
+            part = table.filter((pl.col(facet) == panel) & (pl.col(color) == group))
+            if part.height == 0:
+                continue
+            fig.add_trace(
+                go.Bar(
+                    x=[str(v) for v in part[x].to_list()],
+                    y=part["mean"].to_list(),
+                    error_y={"type": "data", "array": part["std"].to_list(), "visible": errors},
+                    name=str(group),
+                    legendgroup=str(group),
+                    marker_color=palette[j % len(palette)],
+                    showlegend=str(group) not in in_legend,
+                    customdata=part["rows"].to_list(),
+                    hovertemplate=f"%{{x}}<br>{group}: %{{y:.3f}} (mean of %{{customdata}})<extra></extra>",
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
+            in_legend.add(str(group))
+    fig.update_layout(
+        barmode="group",
+        title={"text": title} if title else None,
+        height=panel_height * n_rows + 120,
+    )
+    fig.update_xaxes(tickangle=-35)
+    return fig

@@ -23,6 +23,8 @@ SCALE_ENV = "AVEXLAB_SCALE"
 
 # The synthetic-world preset each scale renders (avexlab.synth presets).
 WORLD_PRESET: dict[Scale, str] = {"smoke": "smoke", "workshop": "quick", "paper": "paper"}
+# The grid profile (avexlab.experiments.grid.GRID_PROFILES) each scale trains.
+GRID_PROFILE_OF_SCALE: dict[Scale, str] = {"smoke": "smoke", "workshop": "quick", "paper": "paper"}
 
 
 def default_scale(fallback: Scale = "workshop") -> Scale:

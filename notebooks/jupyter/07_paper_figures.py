@@ -35,24 +35,23 @@ import polars as pl
 import polars.selectors as cs
 from IPython.display import Markdown, display
 
-from avexlab.data.registry import check_all
+from avexlab.data.published import PAPER_SOURCE, paper_data_mix, paper_headline
+from avexlab.data.registry import check_all, paper_suites
 from avexlab.evaluate.report import load_results
-from avexlab.evaluate.suites import evaluate_suite, paper_table
-from avexlab.synth import render_world
-from avexlab.viz import result_bars
-from avexlab.viz.notebook import catch_user_error, default_scale, world_preset
-from avexlab.viz.paper import (
-    PAPER_SOURCE,
+from avexlab.evaluate.spec import EvalSpec
+from avexlab.evaluate.suites import evaluate_suite
+from avexlab.evaluate.tables import (
     REAL_SOURCE,
     SYNTH_SOURCE,
-    faceted_bars,
     grid_data_mix,
-    paper_data_mix,
-    paper_headline,
-    real_suites,
+    paper_table,
     side_by_side,
     to_long,
 )
+from avexlab.synth import render_world
+from avexlab.viz import result_bars
+from avexlab.viz.figures import faceted_bars
+from avexlab.viz.notebook import catch_user_error, default_scale, world_preset
 
 ENCODERS = ["logmel:tiny", "beats:tiny"]
 GRID_RESULTS = Path("results/grid/results.parquet")
@@ -90,7 +89,7 @@ world = render_world(world_preset(SCALE), SEED)
 synth_results = pl.concat(
     [
         evaluate_suite(
-            spec, suite, probe_epochs=PROBE_EPOCHS, seed=42, cache_dir=".cache/embeddings", progress=True
+            spec, suite, EvalSpec(probe_epochs=PROBE_EPOCHS, cache_dir=".cache/embeddings", progress=True)
         )
         for spec in ENCODERS
         for suite in world.suites.values()
@@ -162,13 +161,11 @@ faceted_bars(
 checks = check_all(DATA_ROOT)
 display(Markdown(f"{checks['ok'].sum()} of {checks.height} datasets present under `{DATA_ROOT}`."))
 display(checks.select("name", "benchmark", "task_family", "ok", "n_clips"))
-suites = real_suites(DATA_ROOT)
+suites = paper_suites(DATA_ROOT)
 if suites:
     real = pl.concat(
         [
-            evaluate_suite(
-                spec, s, root=s.root, probe_epochs=PROBE_EPOCHS, seed=42, cache_dir=".cache/embeddings"
-            )
+            evaluate_suite(spec, s, EvalSpec(probe_epochs=PROBE_EPOCHS, cache_dir=".cache/embeddings"))
             for spec in ENCODERS
             for s in suites
         ]

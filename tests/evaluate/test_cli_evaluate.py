@@ -19,7 +19,9 @@ def test_evaluate_a_world_suite_appends_to_the_results_table(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "logmel:tiny on syn-repertoire" in result.output  # the paper-shaped table
     result = runner.invoke(app, [*base, "--encoder", "logmel:tiny", "--layers", "every"])
-    assert result.exit_code == 2 and "'last' or 'all'" in result.output
+    assert result.exit_code == 2 and "'last', 'all' or comma-separated indices" in result.output
+    result = runner.invoke(app, [*base, "--encoder", "logmel:tiny", "--layers", "0,5"])
+    assert result.exit_code == 2 and "indices in [-1, 1)" in result.output  # logmel has one layer
     result = runner.invoke(app, [*base[:-2], "--suite", "syn-nothing", "--encoder", "logmel:tiny"])
     assert result.exit_code == 2 and "syn-repertoire" in result.output  # names the suites there are
     table = pl.read_parquet(res)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,15 @@ import pytest
 import soundfile as sf
 
 from avexlab.data.schema import COLUMNS, SCHEMA
+from avexlab.data.suite import Suite
 from avexlab.errors import DataNotFoundError, EvaluationError
 from avexlab.evaluate.clustering import clustering_scores
 from avexlab.evaluate.embed import Embeddings
 from avexlab.evaluate.report import load_results, save_results, write_html_report
 from avexlab.evaluate.retrieval import retrieval_scores
-from avexlab.evaluate.suites import RESULT_SCHEMA, evaluate_suite, ood_report, paper_table
-
-
-@dataclass
-class ToySuite:
-    name: str
-    task_family: str
-    multi_label: bool
-    manifests: dict[str, pl.DataFrame]
+from avexlab.evaluate.spec import EvalSpec
+from avexlab.evaluate.suites import evaluate_suite
+from avexlab.evaluate.tables import RESULT_SCHEMA, ood_report, paper_table
 
 
 def _rows(dataset, n, labels_of, domain="focal", seed=0):
@@ -65,9 +59,9 @@ def _embeddings(manifests, d=8, seed=0, encoder="toy"):
 
 def test_single_label_suite_rows_match_direct_metric_calls():
     df = _rows("birds", 80, lambda i: [f"sp{i % 3}"])
-    suite = ToySuite("syn-beans-clf", "classification", False, {"birds": df})
+    suite = Suite("syn-beans-clf", "classification", False, {"birds": df})
     emb = _embeddings([df])
-    res = evaluate_suite(emb, suite, probe_epochs=5)
+    res = evaluate_suite(emb, suite, EvalSpec(probe_epochs=5))
     assert res.schema == pl.Schema(RESULT_SCHEMA)
     got = {(r["method"], r["metric"]): r for r in res.iter_rows(named=True)}
     assert {("probe", "accuracy"), ("probe", "map"), ("retrieval", "roc_auc"), ("clustering", "nmi")} <= set(
@@ -93,8 +87,8 @@ def test_multi_label_suite_uses_map_and_skips_clustering():
         lambda i: [] if i % 4 == 0 else [f"sp{i % 3}"] + (["sp9"] if i % 5 == 0 else []),
         domain="soundscape",
     )
-    suite = ToySuite("syn-beans-det", "detection", True, {"scape": df})
-    res = evaluate_suite(_embeddings([df]), suite, probe_epochs=3)
+    suite = Suite("syn-beans-det", "detection", True, {"scape": df})
+    res = evaluate_suite(_embeddings([df]), suite, EvalSpec(probe_epochs=3))
     assert "clustering" not in set(res["method"])
     assert {"map", "map_present"} <= set(res.filter(pl.col("method") == "probe")["metric"])
 
@@ -111,7 +105,7 @@ def test_cross_recording_retrieval_leaves_the_querys_recording_out():
     emb = _embeddings([df])
     emb = Embeddings(emb.clip_ids, {0: emb.array() + rec_offset.astype(np.float32)}, None, emb.meta)
     res = evaluate_suite(
-        emb, ToySuite("syn-birdset", "classification", False, {"scape": df}), methods=("retrieval",)
+        emb, Suite("syn-birdset", "classification", False, {"scape": df}), EvalSpec(methods=("retrieval",))
     )
     got = dict(zip(res["metric"], res["value"], strict=True))
     test = (df["split"] == "test").to_numpy()
@@ -123,7 +117,9 @@ def test_cross_recording_retrieval_leaves_the_querys_recording_out():
 
     focal = _rows("birds", 80, lambda i: [f"sp{i % 3}"])
     res = evaluate_suite(
-        _embeddings([focal]), ToySuite("c", "classification", False, {"birds": focal}), methods=("retrieval",)
+        _embeddings([focal]),
+        Suite("c", "classification", False, {"birds": focal}),
+        EvalSpec(methods=("retrieval",)),
     )
     got = dict(zip(res["metric"], res["value"], strict=True))
     assert got["roc_auc_cross_recording"] == got["roc_auc"]
@@ -131,16 +127,18 @@ def test_cross_recording_retrieval_leaves_the_querys_recording_out():
 
     ind = _rows("pipit", 60, lambda i: [f"ind{i % 4}"])
     res = evaluate_suite(
-        _embeddings([ind]), ToySuite("i", "individual_id", False, {"pipit": ind}), methods=("retrieval",)
+        _embeddings([ind]),
+        Suite("i", "individual_id", False, {"pipit": ind}),
+        EvalSpec(methods=("retrieval",)),
     )
     assert set(res["metric"]) == {"roc_auc", "precision_at_1"}
 
 
 def test_individual_id_is_train_vs_test():
     df = _rows("pipit", 60, lambda i: [f"ind{i % 4}"])
-    suite = ToySuite("syn-individual", "individual_id", False, {"pipit": df})
+    suite = Suite("syn-individual", "individual_id", False, {"pipit": df})
     emb = _embeddings([df])
-    res = evaluate_suite(emb, suite, methods=("retrieval",))
+    res = evaluate_suite(emb, suite, EvalSpec(methods=("retrieval",)))
     sel = df["split"].is_in(["train", "test"]).to_numpy()
     sub = df.filter(pl.Series(sel))
     ref = retrieval_scores(
@@ -158,10 +156,12 @@ def test_label_space_mismatch_and_missing_manifest_are_clear_errors(tmp_path):
         .otherwise(pl.col("labels"))
         .alias("labels")
     )
-    suite = ToySuite("s", "classification", False, {"birds": df})
+    suite = Suite("s", "classification", False, {"birds": df})
     with pytest.raises(EvaluationError, match="label space"):
-        evaluate_suite(_embeddings([df]), suite, probe_epochs=1, methods=("probe",))
-    with pytest.raises(DataNotFoundError, match="suite manifest"):
+        evaluate_suite(_embeddings([df]), suite, EvalSpec(probe_epochs=1, methods=("probe",)))
+    with pytest.raises(DataNotFoundError, match="syn-nothing"):
+        Suite.from_manifest(tmp_path / "syn-nothing.parquet")
+    with pytest.raises(EvaluationError, match="Suite.from_manifest"):
         evaluate_suite(_embeddings([df]), tmp_path / "syn-nothing.parquet")
     with pytest.raises(EvaluationError, match="missing"):
         evaluate_suite(_embeddings([df.head(5)]), suite)
@@ -268,8 +268,8 @@ def test_end_to_end_with_an_encoder_on_audio_files(tmp_path: Path):
             (0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32),
             sr,
         )
-    suite = ToySuite("syn-beans-clf", "classification", False, {"tones": df})
-    res = evaluate_suite(build_encoder("logmel", size="tiny"), suite, root=tmp_path, probe_epochs=20)
+    suite = Suite("syn-beans-clf", "classification", False, {"tones": df}, root=str(tmp_path))
+    res = evaluate_suite(build_encoder("logmel", size="tiny"), suite, EvalSpec(probe_epochs=20))
     by = {(r["method"], r["metric"]): r["value"] for r in res.iter_rows(named=True)}
     assert by[("retrieval", "roc_auc")] > 0.95  # two well-separated tones
     assert by[("clustering", "nmi")] > 0.9
@@ -281,11 +281,15 @@ def test_evaluate_encoder_on_a_rendered_world(tmp_path):
     world_mod = pytest.importorskip("avexlab.synth.world")
     world_dir = tmp_path / "world"
     world_mod.render_world("smoke", 0, out=world_dir)
-    from avexlab.evaluate.suites import evaluate_encoder_on_world
+    from avexlab.experiments import evaluate_encoder_on_world
 
     out = tmp_path / "results.parquet"
     res = evaluate_encoder_on_world(
-        "logmel:tiny", world_dir, suites=["syn-beans-clf", "syn-beans-det"], out=out, methods=("retrieval",)
+        "logmel:tiny",
+        world_dir,
+        EvalSpec(methods=("retrieval",)),
+        suites=["syn-beans-clf", "syn-beans-det"],
+        out=out,
     )
     assert set(res["benchmark"]) == {"syn-beans-clf", "syn-beans-det"}
     assert set(res["domain"]) == {"focal", "soundscape"}
@@ -297,16 +301,16 @@ def test_evaluate_encoder_on_a_rendered_world(tmp_path):
 
 def test_probe_recipe_is_applied_and_recorded():
     from avexlab.evaluate.probe import LinearProbe
-    from avexlab.evaluate.suites import PROBE_RECIPES
+    from avexlab.evaluate.spec import PROBE_RECIPES
 
     df = _rows("birds", 80, lambda i: [f"sp{i % 3}"])
-    suite = ToySuite("syn-beans-clf", "classification", False, {"birds": df})
+    suite = Suite("syn-beans-clf", "classification", False, {"birds": df})
     emb = _embeddings([df])
     split = df["split"].to_numpy()
     y = np.array([r[0] for r in df["labels"].to_list()])
     x = emb.array()
     for recipe, kw in PROBE_RECIPES.items():
-        res = evaluate_suite(emb, suite, probe_epochs=4, probe_recipe=recipe)
+        res = evaluate_suite(emb, suite, EvalSpec(probe_epochs=4, probe_recipe=recipe))
         probe_rows = res.filter(pl.col("method") == "probe")
         assert set(probe_rows["probe_recipe"]) == {recipe}
         assert (
@@ -319,4 +323,4 @@ def test_probe_recipe_is_applied_and_recorded():
         acc = probe_rows.filter(pl.col("metric") == "accuracy")["value"].item()
         assert acc == pytest.approx(direct.score(x[split == "test"], y[split == "test"]), abs=1e-12)
     with pytest.raises(EvaluationError, match="probe_recipe"):
-        evaluate_suite(emb, suite, probe_recipe="converged")
+        evaluate_suite(emb, suite, EvalSpec(probe_recipe="converged"))

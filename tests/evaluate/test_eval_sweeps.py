@@ -13,25 +13,20 @@ import polars as pl
 import pytest
 
 from avexlab.data.schema import COLUMNS, SCHEMA
+from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, EvaluationError
 from avexlab.evaluate.embed import Embeddings
-from avexlab.evaluate.suites import evaluate_suite, ood_report, stratified_subsample
+from avexlab.evaluate.spec import EvalSpec
+from avexlab.evaluate.suites import evaluate_suite, stratified_subsample
 from avexlab.evaluate.sweeps import SWEEP_SCHEMA, evaluate_shift_sweep, sweep_ood_report
-
-
-@dataclass
-class ToySuite:
-    name: str
-    task_family: str
-    multi_label: bool
-    manifests: dict[str, pl.DataFrame]
+from avexlab.evaluate.tables import ood_report
 
 
 @dataclass
 class ToySweep:
     knob: str
     values: tuple[float, ...]
-    suites: dict[float, ToySuite] = field(default_factory=dict)
+    suites: dict[float, Suite] = field(default_factory=dict)
 
 
 def _manifest(dataset: str, split_sizes: dict[str, int], labels_of, domain: str = "focal", tag: str = ""):
@@ -136,19 +131,19 @@ def test_subsample_rejects_a_cap_below_one():
 # ---------------------------------------------------------------------- evaluate_suite(max_clips_per_split)
 def test_evaluate_suite_cap_none_is_the_default_and_a_cap_scores_the_subsample():
     df = _manifest("d1", SIZES, _skewed)
-    suite = ToySuite("syn-beans-clf", "classification", False, {"d1": df})
+    suite = Suite("syn-beans-clf", "classification", False, {"d1": df})
     emb = _embeddings([df])
-    full = evaluate_suite(emb, suite, probe_epochs=3)
-    assert full.equals(evaluate_suite(emb, suite, probe_epochs=3, max_clips_per_split=None))
+    full = evaluate_suite(emb, suite, EvalSpec(probe_epochs=3))
+    assert full.equals(evaluate_suite(emb, suite, EvalSpec(probe_epochs=3, max_clips_per_split=None)))
     assert set(full["n"].to_list()) == {30}
 
-    capped = evaluate_suite(emb, suite, probe_epochs=3, max_clips_per_split=12)
+    capped = evaluate_suite(emb, suite, EvalSpec(probe_epochs=3, max_clips_per_split=12))
     # n counts the 12 test clips drawn (retrieval: those with another clip of their class)
     assert set(capped.filter(pl.col("method") != "retrieval")["n"].to_list()) == {12}
     assert capped.filter(pl.col("method") == "retrieval")["n"].max() <= 12
     sub = stratified_subsample(df, 12, seed=42)
     direct = evaluate_suite(
-        emb, ToySuite("syn-beans-clf", "classification", False, {"d1": sub}), probe_epochs=3
+        emb, Suite("syn-beans-clf", "classification", False, {"d1": sub}), EvalSpec(probe_epochs=3)
     )
     assert capped.equals(direct)
     assert not capped.equals(full)
@@ -161,7 +156,7 @@ def _toy_sweep(values=(0.0, 1.0, 3.0)) -> tuple[ToySweep, Embeddings]:
     embs = []
     for k, v in enumerate(values):
         df = _manifest(f"det-{k}", {"train": 40, "val": 12, "test": 24}, _skewed, domain="soundscape")
-        sweep.suites[v] = ToySuite(f"syn-shift-snr_db={v:g}", "detection", True, {"det": df})
+        sweep.suites[v] = Suite(f"syn-shift-snr_db={v:g}", "detection", True, {"det": df})
         frames.append(df)
         embs.append(_embeddings([df], seed=k, shift=v))
     emb = Embeddings(
@@ -175,12 +170,14 @@ def _toy_sweep(values=(0.0, 1.0, 3.0)) -> tuple[ToySweep, Embeddings]:
 
 def test_shift_sweep_rows_are_evaluate_suite_rows_with_knob_columns():
     sweep, emb = _toy_sweep()
-    res = evaluate_shift_sweep(emb, sweep, probe_epochs=3, methods=("probe", "retrieval"))
+    res = evaluate_shift_sweep(emb, sweep, EvalSpec(probe_epochs=3, methods=("probe", "retrieval")))
     assert res.schema == pl.Schema(SWEEP_SCHEMA)
     assert res["knob"].unique().to_list() == ["snr_db"]
     assert res["knob_value"].unique(maintain_order=True).to_list() == [0.0, 1.0, 3.0]
     for v in sweep.values:
-        direct = evaluate_suite(emb, sweep.suites[v], probe_epochs=3, methods=("probe", "retrieval"))
+        direct = evaluate_suite(
+            emb, sweep.suites[v], EvalSpec(probe_epochs=3, methods=("probe", "retrieval"))
+        )
         got = res.filter(pl.col("knob_value") == v).drop("knob", "knob_value")
         assert got.equals(direct)
     # noisier embeddings at larger knob values score lower
@@ -193,10 +190,10 @@ def test_sweep_ood_report_gives_the_gap_to_focal_at_each_knob_value():
     focal_df = _manifest("clf", SIZES, _skewed)
     focal = evaluate_suite(
         _embeddings([focal_df], seed=9),
-        ToySuite("syn-beans-clf", "classification", False, {"clf": focal_df}),
-        probe_epochs=3,
+        Suite("syn-beans-clf", "classification", False, {"clf": focal_df}),
+        EvalSpec(probe_epochs=3),
     )
-    res = evaluate_shift_sweep(emb, sweep, probe_epochs=3)
+    res = evaluate_shift_sweep(emb, sweep, EvalSpec(probe_epochs=3))
     rep = sweep_ood_report(focal, res)
     assert {"knob", "knob_value", "focal", "soundscape", "gap"} <= set(rep.columns)
     roc = rep.filter(pl.col("metric") == "roc_auc").sort("knob_value")
@@ -221,8 +218,8 @@ def test_real_sweep_with_a_real_encoder_keeps_the_same_clips_and_reuses_the_cach
     from avexlab.synth import render_shift_sweep
 
     sweep = render_shift_sweep("smoke", 0, "snr_db", [-10.0, 20.0])
-    kw = dict(probe_epochs=2, seed=1, cache_dir=tmp_path / "cache", max_clips_per_split=6)
-    res = evaluate_shift_sweep("logmel:tiny", sweep, **kw)
+    spec = EvalSpec(probe_epochs=2, probe_seeds=(1,), cache_dir=tmp_path / "cache", max_clips_per_split=6)
+    res = evaluate_shift_sweep("logmel:tiny", sweep, spec)
     assert set(res["knob_value"].to_list()) == {-10.0, 20.0}
     assert res.filter(pl.col("method") == "probe")["n"].unique().to_list() == [6]
     # the same clips at every value, rendered differently (their paths carry the knob)
@@ -233,6 +230,6 @@ def test_real_sweep_with_a_real_encoder_keeps_the_same_clips_and_reuses_the_cach
     assert picks[0]["path"].to_list() != picks[1]["path"].to_list()
     cached = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert cached, "no embedding cache written"
-    again = evaluate_shift_sweep("logmel:tiny", sweep, **kw)
+    again = evaluate_shift_sweep("logmel:tiny", sweep, spec)
     assert again.equals(res)
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()) == cached

@@ -1,4 +1,6 @@
-"""The paper's published tables, side-by-side tables, grid ablation views and individual-ID scores."""
+"""Tables read off the results table (paper-shaped pivot, side by side with the published numbers, grid
+ablation views, cells vs twins), the published numbers as data, individual-ID scores, and the faceted bars
+that draw them."""
 
 from __future__ import annotations
 
@@ -10,26 +12,26 @@ import pytest
 import soundfile as sf
 
 from avexlab.data import write_manifest
+from avexlab.data.published import PAPER_SOURCE, paper_data_mix, paper_headline
+from avexlab.data.registry import paper_suites
 from avexlab.errors import ConfigError, EvaluationError
 from avexlab.evaluate.embed import Embeddings
-from avexlab.evaluate.suites import RESULT_SCHEMA, evaluate_suite, paper_table
-from avexlab.viz.paper import (
-    PAPER_SOURCE,
+from avexlab.evaluate.individual import individual_id_scores, individual_retrieval
+from avexlab.evaluate.spec import EvalSpec
+from avexlab.evaluate.suites import evaluate_suite
+from avexlab.evaluate.tables import (
     REAL_SOURCE,
+    RESULT_SCHEMA,
     SYNTH_SOURCE,
     ablation_table,
     ablation_view,
-    faceted_bars,
     grid_data_mix,
-    individual_id_scores,
-    individual_retrieval,
     paper_columns,
-    paper_data_mix,
-    paper_headline,
-    real_suites,
+    paper_table,
     side_by_side,
     to_long,
 )
+from avexlab.viz.figures import faceted_bars
 
 
 def _rows(encoder: str, checkpoint: str, cells: dict[tuple[str, str, str, str], float], **extra: str | None):
@@ -181,7 +183,7 @@ def test_ablation_table_means_over_cells_and_keeps_measured_columns() -> None:
 
 
 def test_cells_vs_twins_gives_each_cells_gain_over_its_own_twin() -> None:
-    from avexlab.viz.paper import cells_vs_twins
+    from avexlab.evaluate.tables import cells_vs_twins
 
     res = _grid().with_columns(  # efficientnet-bio-sl loses on individual ID: .2 against its twin's .25
         pl.when((pl.col("encoder") == "efficientnet-bio-sl") & (pl.col("task_family") == "individual_id"))
@@ -221,7 +223,7 @@ def test_cells_vs_twins_gives_each_cells_gain_over_its_own_twin() -> None:
 
 
 def test_cells_vs_twins_averages_several_twins_and_measures_their_spread() -> None:
-    from avexlab.viz.paper import cells_vs_twins
+    from avexlab.evaluate.tables import cells_vs_twins
 
     def twin(seed: int, shift: float) -> pl.DataFrame:
         return _rows(
@@ -313,7 +315,7 @@ def test_individual_id_scores_per_species_with_chance() -> None:
         x, m = _sessions(identity_moves=moves, clips=64, seed=k)
         m = m.with_columns(pl.lit(f"sp{k}").alias("species"), pl.lit(f"ds{k}").alias("dataset"))
         embs[f"ds{k}"] = Embeddings(m["clip_id"].to_list(), {0: x}, m, {"encoder": "t"})
-    scores = individual_id_scores(embs, probe_epochs=30, seed=0)
+    scores = individual_id_scores(embs, EvalSpec(probe_epochs=30, probe_seeds=(0,)))
     assert set(scores["dataset"]) == {"ds0", "ds1"} and set(scores["chance"]) == {0.25}
     acc = dict(
         scores.filter((pl.col("method") == "probe") & (pl.col("metric") == "accuracy"))
@@ -328,9 +330,9 @@ def test_individual_id_scores_per_species_with_chance() -> None:
         individual_id_scores({})
 
 
-def test_real_suites_finds_complete_local_copies_and_evaluates(tmp_path: Path) -> None:
-    assert real_suites(tmp_path / "absent") == []
-    assert real_suites(tmp_path) == []
+def test_paper_suites_finds_complete_local_copies_and_evaluates(tmp_path: Path) -> None:
+    assert paper_suites(tmp_path / "absent") == []
+    assert paper_suites(tmp_path) == []
     folder = tmp_path / "beans-dogs"
     (folder / "audio").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -352,10 +354,10 @@ def test_real_suites_finds_complete_local_copies_and_evaluates(tmp_path: Path) -
             }
         )
     write_manifest(pl.DataFrame(rows), folder / "manifest.parquet")
-    (suite,) = real_suites(tmp_path)
+    (suite,) = paper_suites(tmp_path)
     assert suite.task_family == "classification" and not suite.multi_label
     assert list(suite.manifests) == ["beans-dogs"] and suite.root == str(folder)
-    res = evaluate_suite("logmel:tiny", suite, root=suite.root, probe_epochs=3, methods=("retrieval",))
+    res = evaluate_suite("logmel:tiny", suite, EvalSpec(probe_epochs=3, methods=("retrieval",)))
     table = paper_table(res)
     assert table["BEANS clf R-auc"][0] > 0.9  # three pure tones: retrieval finds each clip's kin
 

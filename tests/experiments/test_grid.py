@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from avexlab.errors import ConfigError
-from avexlab.train.grids import GRID_PROFILES, GridProfile, grid_configs, profile_with_sets
+from avexlab.experiments.grid import GRID_PROFILES, GridProfile, grid_configs, profile_with_sets
 
 
 def test_quick_grid_cells(tmp_path: Path) -> None:
@@ -71,8 +71,8 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
 
     import polars as pl
 
+    from avexlab.experiments.grid import grid
     from avexlab.synth import resolve_config
-    from avexlab.train.grids import grid
 
     kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False)
     kw.update(architectures=("efficientnet",), paradigms=("sl",), probe_recipe="paper", twin_seeds=2)
@@ -89,7 +89,7 @@ def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path
     assert set(twins["encoder"]) == {"efficientnet-random-init", "efficientnet-random-init-seed1"}
     by_twin = twins.pivot("encoder", index=["dataset", "method", "metric"], values="value")
     assert (by_twin["efficientnet-random-init"] != by_twin["efficientnet-random-init-seed1"]).any()
-    from avexlab.viz.paper import cells_vs_twins
+    from avexlab.evaluate.tables import cells_vs_twins
 
     gains = cells_vs_twins(res)
     assert gains["encoder"].to_list() == ["efficientnet-all-sl"] and gains["twin_spread"][0] >= 0
@@ -136,8 +136,8 @@ def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) ->
 
     import torch
 
+    from avexlab.experiments.grid import grid
     from avexlab.models.checkpoints import load_encoder, save_encoder
-    from avexlab.train.grids import grid
 
     kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False, evaluate=False)
     kw.update(architectures=("beats",), paradigms=("ssl", "sl-ssl"))
@@ -208,11 +208,11 @@ def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
 
 def test_grid_rows_say_which_objective_made_each_encoder(tmp_path: Path) -> None:
     from avexlab.config import save_config
-    from avexlab.train.grids import _objectives
+    from avexlab.experiments.grid import cell_objectives
 
     prof = profile_with_sets("quick", ["beats/ssl:objective.kind=masked_spec"])
     cfgs = grid_configs(prof, tmp_path)
-    got = {Path(c.runtime.out_dir).name: _objectives(c, cfgs) for c in cfgs}
+    got = {Path(c.runtime.out_dir).name: cell_objectives(c, cfgs) for c in cfgs}
     assert got["beats-bio-ssl"] == {"objective": "masked_spec", "ssl_objective": "masked_spec"}
     assert got["beats-bio-sl-ssl"] == {"objective": "supervised", "ssl_objective": "masked_spec"}
     assert got["eat-all-sl-ssl"] == {"objective": "supervised", "ssl_objective": "eat_ssl"}
@@ -223,7 +223,7 @@ def test_grid_rows_say_which_objective_made_each_encoder(tmp_path: Path) -> None
     save_config(parent, Path(parent.runtime.out_dir) / "config.yaml")
     for init in (Path(parent.runtime.out_dir), Path(parent.runtime.out_dir) / "checkpoint.safetensors"):
         alone = post.model_copy(update={"model": post.model.model_copy(update={"init_checkpoint": init})})
-        assert _objectives(alone, [alone])["ssl_objective"] == "masked_spec"
+        assert cell_objectives(alone, [alone])["ssl_objective"] == "masked_spec"
 
 
 def test_cli_grid_set_refuses_unknown_keys_and_architectures_before_any_work(tmp_path: Path) -> None:

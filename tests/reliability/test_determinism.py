@@ -27,6 +27,8 @@ SYNTH_EVAL_CHILD = textwrap.dedent(
     import torch
 
     torch.set_num_threads(1)
+    import dataclasses
+    from avexlab.evaluate.spec import EvalSpec
     from avexlab.evaluate.suites import evaluate_suite
     from avexlab.synth import render_world
 
@@ -37,11 +39,8 @@ SYNTH_EVAL_CHILD = textwrap.dedent(
     suite = world.suites["syn-individual"]
     name, manifest = sorted(suite.manifests.items())[0]
 
-    class One:
-        name, task_family, multi_label = suite.name, suite.task_family, suite.multi_label
-        manifests = {name: manifest}
-
-    res = evaluate_suite("logmel:tiny", One, root=world.root, probe_epochs=5, seed=42)
+    one = dataclasses.replace(suite, manifests={name: manifest})
+    res = evaluate_suite("logmel:tiny", one, EvalSpec(probe_epochs=5, probe_seeds=(42,)))
     res.write_parquet(out + ".parquet")
     with open(out + ".json", "w") as f:
         json.dump({"audio": audio, "manifests": world.provenance()["manifest_sha256"]}, f)

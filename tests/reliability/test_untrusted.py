@@ -145,8 +145,10 @@ OFFLINE_SCRIPT = textwrap.dedent(
     socket.getaddrinfo = refuse
     socket.create_connection = refuse
 
+    import dataclasses
     import polars as pl
     from avexlab.evaluate.embed import extract_embeddings
+    from avexlab.evaluate.spec import EvalSpec
     from avexlab.evaluate.suites import evaluate_suite
     from avexlab.models import build_encoder
     from avexlab.synth import render_world
@@ -155,14 +157,11 @@ OFFLINE_SCRIPT = textwrap.dedent(
     suite = world.suites["syn-repertoire"]
     name, manifest = next(iter(suite.manifests.items()))
 
-    class One:
-        name, task_family, multi_label = suite.name, suite.task_family, suite.multi_label
-        manifests = {name: manifest}
-
+    one = dataclasses.replace(suite, manifests={name: manifest})
     enc = build_encoder("beats", size="tiny")
     emb = extract_embeddings(enc, manifest, root=world.root, progress=False, cache_dir=sys.argv[1])
     res = evaluate_suite(
-        enc, One, root=world.root, methods=("retrieval", "probe"), probe_epochs=2, cache_dir=sys.argv[1]
+        enc, one, EvalSpec(methods=("retrieval", "probe"), probe_epochs=2, cache_dir=sys.argv[1])
     )
     assert res.height > 0 and emb.array().shape[0] == manifest.height
     print("OK", res.height, "attempts", len(attempts))

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from avexlab.errors import ConfigError
+from avexlab.experiments import open_world
 from avexlab.synth import World, open_or_render_world, render_world
-from avexlab.train.data import open_world
 
 
 def _write_some(world: World, folder) -> None:
@@ -31,7 +31,7 @@ def test_the_same_world_is_reused_untouched(smoke: World, tmp_path) -> None:
     assert open_world("smoke", 0, tmp_path).config == smoke.config
 
 
-@pytest.mark.parametrize("opener", [open_or_render_world, open_world], ids=["synth", "train"])
+@pytest.mark.parametrize("opener", [open_or_render_world, open_world], ids=["synth", "experiments"])
 def test_a_knobbed_world_under_the_preset_name_is_refused(opener, tmp_path) -> None:
     _write_some(render_world("smoke", 0, rt60_s=2.0), tmp_path)
     before = sorted(p.name for p in tmp_path.rglob("*"))

@@ -71,8 +71,8 @@ def test_multi_hot_from_sparse_labels() -> None:
 
 
 def test_world_noise_bank_holds_each_background_type() -> None:
+    from avexlab.experiments import world_noise_bank
     from avexlab.synth import render_world
-    from avexlab.train.data import world_noise_bank
 
     world = render_world("smoke", 0)  # in memory: manifests only, nothing rendered up front
     bank = world_noise_bank(world, 16000, 1.5)

@@ -91,7 +91,7 @@ class SSLEncoder(Protocol):
         """``fbank [B, F, M]`` (+ frame mask) -> ``(tokens [B, N, D], token_mask [B, N] | None, (n_freq,
         n_time))``: one token per square ``p x p`` fbank patch, ``N = n_time x n_freq``, TIME-MAJOR (token
         ``t x n_freq + f`` covers frames ``p t .. p t + p - 1`` and bins ``p f .. p f + p - 1``; see
-        ``avexlab.train.objectives.fbank_patches``), with whatever positions the encoder adds before its layers. A token is True in
+        :func:`fbank_patches`), with whatever positions the encoder adds before its layers. A token is True in
         the mask when all its frames are padding."""
         ...
 
@@ -110,6 +110,23 @@ SSL_HOOKS: tuple[str, ...] = tuple(
 def missing_ssl_hooks(module: object) -> list[str]:
     """The :data:`SSL_HOOKS` that ``module`` lacks (not present or not callable); empty for an SSL encoder."""
     return [name for name in SSL_HOOKS if not callable(getattr(module, name, None))]
+
+
+def fbank_patches(fbank: Tensor, grid: tuple[int, int]) -> Tensor:
+    """The fbank values under each of an :class:`SSLEncoder`'s tokens: ``fbank`` ``[B, F, M]`` (frames x mel
+    bins) cut into the square patches of the token grid ``(n_freq, n_time)`` that ``patchify`` reported,
+    time-major like its tokens: ``[B, n_time x n_freq, p x p]`` with ``p = M // n_freq``. Frames past
+    ``n_time x p`` (the patch conv's remainder) are dropped as the patch conv drops them."""
+    n_freq, n_time = grid
+    B, Fr, M = fbank.shape
+    p = M // n_freq
+    if p * n_freq != M or n_time * p > Fr:
+        raise ConfigError(
+            f"fbank_patches: grid (n_freq={n_freq}, n_time={n_time}) does not tile an fbank of {Fr} frames x "
+            f"{M} bins with square patches. The encoder's patchify hook must report its grid."
+        )
+    x = fbank[:, : n_time * p, :].reshape(B, n_time, p, n_freq, p)
+    return x.permute(0, 1, 3, 2, 4).reshape(B, n_time * n_freq, p * p)
 
 
 def masked_pool(x: Tensor, padding_mask: Tensor | None, pooling: Literal["mean", "max"]) -> Tensor:

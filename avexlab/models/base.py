@@ -1,14 +1,17 @@
 """The encoder contract every architecture implements.
 
 An encoder takes raw waveforms ``[B, T]`` float32 at ``sample_rate`` Hz (plus an optional padding mask
-``[B, T]`` bool, True = padded sample), owns its frontend, and returns an :class:`EncoderOutput`.
+``[B, T]`` bool, True = padded sample), owns its frontend, and returns an :class:`EncoderOutput`. Encoders
+that can be trained by the SSL objectives also implement the three steps of ``forward`` apart
+(:class:`SSLEncoder`).
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +49,84 @@ class EncoderOutput:
         if self.layer_padding_masks is not None:
             return self.layer_padding_masks[layer]
         return self.padding_mask
+
+
+@runtime_checkable
+class SSLEncoder(Protocol):
+    """The hooks an encoder provides so that the SSL objectives (``avexlab.train.objectives``) can hide tokens
+    from it: its ``forward`` cut into three steps,
+    ``forward(w, m) == encode(*patchify(*frontend(w, m))[:2])``::
+
+        fbank, frame_mask = enc.frontend(wave, padding_mask)                     # [B, F, M], [B, F] | None
+        tokens, token_mask, (n_freq, n_time) = enc.patchify(fbank, frame_mask)   # [B, N, D], [B, N] | None
+        out = enc.encode(tokens_subset, token_mask_subset)                       # EncoderOutput
+
+    BEATs and EAT implement it; EfficientNet does not (its convolutions see the whole spectrogram, so there is
+    no token to hide before the encoder). ``isinstance(module, SSLEncoder)`` checks that the members exist;
+    :func:`missing_ssl_hooks` names the hooks a module lacks.
+
+    Two optional hooks are used when present (EAT has both): ``encode_with_ffn(tokens, token_mask) ->
+    (EncoderOutput, [B, 1 + N, D] per block)``, every block's FFN output (CLS first) for EAT-style teacher
+    targets; ``decode(tokens [B, N, D], grid) -> [B, N, D]`` with a ``decoder`` attribute that is not None,
+    the encoder's own SSL decoder over the full token grid.
+
+    Attributes:
+        sample_rate: Hz of the waveforms ``frontend`` expects.
+        embed_dim: ``D``, the width of the tokens ``patchify`` returns and ``encode`` takes.
+    """
+
+    sample_rate: int
+    embed_dim: int
+
+    def frontend(self, wave: Tensor, padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``wave [B, T]`` float32 in [-1, 1] at ``sample_rate`` Hz (+ ``padding_mask [B, T]``, True = pad)
+        -> ``(fbank [B, F, M], frame_mask [B, F] | None)``: ``F`` frames x ``M`` mel bins as the patch
+        embedding reads them (normalised), a frame True when it is padding; None exactly when
+        ``padding_mask`` is None."""
+        ...
+
+    def patchify(
+        self, fbank: Tensor, frame_padding_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None, tuple[int, int]]:
+        """``fbank [B, F, M]`` (+ frame mask) -> ``(tokens [B, N, D], token_mask [B, N] | None, (n_freq,
+        n_time))``: one token per square ``p x p`` fbank patch, ``N = n_time x n_freq``, TIME-MAJOR (token
+        ``t x n_freq + f`` covers frames ``p t .. p t + p - 1`` and bins ``p f .. p f + p - 1``; see
+        :func:`fbank_patches`), with whatever positions the encoder adds before its layers. A token is True in
+        the mask when all its frames are padding."""
+        ...
+
+    def encode(self, tokens: Tensor, token_padding_mask: Tensor | None = None) -> EncoderOutput:
+        """Any subset of ``patchify``'s tokens ``[B, K, D]`` (in their time-major order; SSL objectives pass
+        the visible ones) + their mask ``[B, K]`` -> the :class:`EncoderOutput` of every layer over them."""
+        ...
+
+
+SSL_HOOKS: tuple[str, ...] = tuple(
+    name for name, value in vars(SSLEncoder).items() if inspect.isfunction(value) and not name.startswith("_")
+)
+"""The methods of :class:`SSLEncoder`: ``("frontend", "patchify", "encode")``."""
+
+
+def missing_ssl_hooks(module: object) -> list[str]:
+    """The :data:`SSL_HOOKS` that ``module`` lacks (not present or not callable); empty for an SSL encoder."""
+    return [name for name in SSL_HOOKS if not callable(getattr(module, name, None))]
+
+
+def fbank_patches(fbank: Tensor, grid: tuple[int, int]) -> Tensor:
+    """The fbank values under each of an :class:`SSLEncoder`'s tokens: ``fbank`` ``[B, F, M]`` (frames x mel
+    bins) cut into the square patches of the token grid ``(n_freq, n_time)`` that ``patchify`` reported,
+    time-major like its tokens: ``[B, n_time x n_freq, p x p]`` with ``p = M // n_freq``. Frames past
+    ``n_time x p`` (the patch conv's remainder) are dropped as the patch conv drops them."""
+    n_freq, n_time = grid
+    B, Fr, M = fbank.shape
+    p = M // n_freq
+    if p * n_freq != M or n_time * p > Fr:
+        raise ConfigError(
+            f"fbank_patches: grid (n_freq={n_freq}, n_time={n_time}) does not tile an fbank of {Fr} frames x "
+            f"{M} bins with square patches. The encoder's patchify hook must report its grid."
+        )
+    x = fbank[:, : n_time * p, :].reshape(B, n_time, p, n_freq, p)
+    return x.permute(0, 1, 3, 2, 4).reshape(B, n_time * n_freq, p * p)
 
 
 def masked_pool(x: Tensor, padding_mask: Tensor | None, pooling: Literal["mean", "max"]) -> Tensor:

@@ -520,7 +520,8 @@ class BEATs(Encoder):
     ``post_extract_proj``, ``encoder.pos_conv.0.weight_g|weight_v|bias``, ``encoder.layer_norm``,
     ``encoder.layers.{i}.self_attn.*|self_attn_layer_norm|fc1|fc2|final_layer_norm``.
 
-    SSL hooks (``forward(w, m) == encode(*patchify(*frontend(w, m))[:2])``):
+    SSL hooks (:class:`avexlab.models.base.SSLEncoder`:
+    ``forward(w, m) == encode(*patchify(*frontend(w, m))[:2])``):
     ``frontend`` -> normalised fbank and frame mask, ``patchify`` -> projected tokens (BEATs adds no
     positions before the encoder: its conv positions are inside ``encode``), ``encode`` -> layers.
 

@@ -229,7 +229,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 class EAT(Encoder):
     """EAT encoder with a CLS token (see the module docstring for the pipeline and the differences).
 
-    SSL hooks (``forward(w, m) == encode(*patchify(*frontend(w, m))[:2])``):
+    SSL hooks (:class:`avexlab.models.base.SSLEncoder`:
+    ``forward(w, m) == encode(*patchify(*frontend(w, m))[:2])``):
     ``frontend(wave, mask) -> (fbank [B, F, M], frame mask [B, F] | None)`` with F a multiple of 16;
     ``patchify(fbank, frame_mask) -> (tokens [B, N, D] with positions added, token mask, (n_freq, n_time))``;
     ``encode(tokens, mask)`` takes any subset of tokens (e.g. the visible ones) and prepends the CLS token;

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from avexlab.errors import ConfigError, DataNotFoundError
 
-__all__ = ["StepPlan"]
+__all__ = ["StepPlan", "mix_seed"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class StepPlan:
 
     def epoch_order(self, epoch: int) -> Tensor:
         """``[steps_per_epoch x batch_size]`` int64 clip indices of epoch ``epoch`` (same on every rank)."""
-        g = torch.Generator().manual_seed(_mix(self.seed, epoch, 0x5A3E))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0x5A3E))
         m = self.steps_per_epoch * self.batch_size
         if self.weights is None:
             return torch.randperm(self.n, generator=g)[:m]
@@ -87,8 +87,12 @@ class StepPlan:
                 yield micro.tolist()
 
 
-def _mix(*parts: int) -> int:
-    """A stable 63-bit seed from integers (SplitMix64-style), independent of Python's hash seed."""
+def mix_seed(*parts: int) -> int:
+    """A stable 63-bit seed (a non-negative int for ``torch.Generator.manual_seed``) from integers: each part
+    (taken mod 2^64) is folded into the state with a SplitMix64-style multiply and shift. The same parts give
+    the same seed on every machine, in every process and Python version; other parts, or the same in another
+    order, give another seed (a 63-bit hash: collisions are possible but improbable). The trainer derives
+    every per-step and per-purpose seed from the run seed with it, e.g. ``mix_seed(seed, step, rank)``."""
     x = 0x9E3779B97F4A7C15
     for p in parts:
         x = (x ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF

@@ -1,9 +1,21 @@
-"""BEATs' self-distilled acoustic tokenizer: the labels of BEATs-style SSL iterations 2+.
+"""The tokenizers of BEATs-style SSL: frozen maps from a clip to one discrete label per student token.
 
-BEATs alternates two stages. An SSL model learns to predict a tokenizer's discrete labels of masked patches
-(iteration 1: a frozen random-projection tokenizer, :class:`avexlab.train.objectives.RandomProjectionTokenizer`).
-Then a NEW tokenizer is trained by distillation from that SSL model (the teacher), and the next SSL iteration
-predicts its labels. The tokenizer is:
+BEATs-style masked token prediction (:class:`avexlab.train.objectives.BeatsSSLObjective`) predicts the label
+of every hidden patch. The labels come from a :class:`Tokenizer`; there are three, one per iteration style:
+
+* :class:`RandomProjectionTokenizer` (iteration 1, BEST-RQ-like): a frozen random projection of each fbank
+  patch and the nearest entry of a frozen random codebook.
+* :class:`DistilledTokenizer` (iterations 2+, BEATs' own way): a tokenizer trained by distillation from the
+  previous SSL iteration (the teacher), read from the run directory of that training
+  (:func:`load_tokenizer`).
+* :class:`KMeansTokenizer` (iterations 2+, HuBERT-style): the previous iteration's encoder embeds the clip and
+  a k-means codebook, fitted before the first step (:meth:`Tokenizer.prepare`), labels each token.
+
+A tokenizer reads the batch as the student sees it (:class:`TokenizerInput`) and returns ``[B, N]`` int64
+labels in the student's token order; the objective holds "a tokenizer" and never asks which one.
+
+The distilled tokenizer is trained by :class:`avexlab.train.objectives.BeatsTokenizerObjective`
+(``objective.kind beats_tokenizer``). It is:
 
 * an encoder of the same kind as the student (its own patch embedding and transformer; the run's model);
 * a quantizer (:class:`NormEMAQuantizer`): a projection (Linear, Tanh, Linear) of every token to
@@ -15,10 +27,10 @@ predicts its labels. The tokenizer is:
 * an estimator (``estimator_layers`` transformer layers over the quantized tokens, with positions) that must
   reconstruct the teacher's last-layer output of the full, unmasked clip; the loss is ``1 - cosine``.
 
-Only the encoder + quantizer are kept: the run directory of a tokenizer run (``objective.kind
-beats_tokenizer``) holds the encoder (``encoder.json`` + ``checkpoint.safetensors``, as every run) and
-``tokenizer.safetensors`` (the quantizer, bound to those encoder weights by their SHA-256). An SSL run reads
-it with ``objective.beats.tokenizer: distilled`` and ``objective.beats.tokenizer_checkpoint: <that run>``.
+Only the encoder + quantizer are kept: the run directory of a tokenizer run holds the encoder
+(``encoder.json`` + ``checkpoint.safetensors``, as every run) and ``tokenizer.safetensors`` (the quantizer,
+:func:`save_quantizer`, bound to those encoder weights by their SHA-256). An SSL run reads it with
+``objective.beats.tokenizer: distilled`` and ``objective.beats.tokenizer_checkpoint: <that run>``.
 
     # iteration 1 -> tokenizer -> iteration 2 (three `avexlab train` runs)
     recipe: ssl, objective: {kind: beats_ssl}                                           -> runs/it1
@@ -28,7 +40,12 @@ it with ``objective.beats.tokenizer: distilled`` and ``objective.beats.tokenizer
 
 from __future__ import annotations
 
+import abc
+import itertools
 import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +54,183 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avexlab.errors import CheckpointError, ConfigError, expected_found
-from avexlab.train.objectives import (
-    Objective,
-    _require_hooks,
-    _sincos,
-    _unwrap,
-    code_health,
-    light_transformer,
-    lloyd_kmeans,
-    probe_hooks,
-)
+from avexlab.fsutil import atomic_write
+from avexlab.models.base import fbank_patches
 
 __all__ = [
     "TOKENIZER_FILE",
-    "BeatsTokenizerObjective",
     "DistilledTokenizer",
+    "KMeansTokenizer",
     "NormEMAQuantizer",
+    "RandomProjectionTokenizer",
+    "Tokenizer",
+    "TokenizerInput",
     "load_tokenizer",
+    "lloyd_kmeans",
+    "save_quantizer",
 ]
 
 TOKENIZER_FILE = "tokenizer.safetensors"
 TOKENIZER_FORMAT = "avexlab-beats-tokenizer"
 TOKENIZER_FORMAT_VERSION = 1
 _METADATA_KEY = "avexlab_tokenizer"
+
+
+@dataclass(frozen=True)
+class TokenizerInput:
+    """A batch as the student encoder sees it: what a tokenizer may read to label the student's tokens.
+
+    Attributes:
+        wave: ``[B, T]`` float32 at the student's sample rate.
+        padding_mask: ``[B, T]`` bool (True = padded sample) or None.
+        fbank: ``[B, F, M]`` the student's ``frontend`` output (frames x mel bins).
+        frame_mask: ``[B, F]`` bool (True = padded frame) or None.
+        grid: ``(n_freq, n_time)``, the student's token grid: labels are ``[B, n_time x n_freq]``, time-major.
+    """
+
+    wave: Tensor
+    padding_mask: Tensor | None
+    fbank: Tensor
+    frame_mask: Tensor | None
+    grid: tuple[int, int]
+
+
+class Tokenizer(nn.Module, abc.ABC):
+    """What BEATs-style SSL needs of a tokenizer: ``labels`` for a batch and the ``codebook_size`` they range
+    over; ``prepare`` fits whatever must be fitted before the first step. A tokenizer is frozen: its tensors
+    are buffers or parameters without gradient, saved with the SSL run's checkpoint and never trained by it.
+    ``forward`` keeps each tokenizer's own input (patches, an fbank, a waveform); objectives call
+    ``labels``."""
+
+    @property
+    @abc.abstractmethod
+    def codebook_size(self) -> int:
+        """``V``: labels are in ``[0, V)``."""
+
+    @abc.abstractmethod
+    def labels(self, clips: TokenizerInput) -> Tensor:
+        """``[B, N]`` int64 labels of ``clips``, one per student token, in the student's token order."""
+
+    def prepare(
+        self, encoder: nn.Module, batches: Iterable[dict[str, Any]], generator: torch.Generator
+    ) -> dict[str, float]:
+        """Fit what must be fitted before the first step from ``batches`` (device batches, the same on every
+        rank) as the student ``encoder`` (unwrapped) sees them; deterministic by ``generator`` (CPU). Returns
+        numbers for the run's provenance. Default: nothing to fit, ``batches`` is not read."""
+        return {}
+
+
+class RandomProjectionTokenizer(Tokenizer):
+    """Iteration-1 BEATs tokenizer, BEST-RQ-like: a frozen random projection of each fbank patch (after
+    per-patch standardisation) and the nearest entry (cosine) of a frozen random codebook.
+
+    ``forward(patches [B, N, P]) -> labels [B, N] int64``; :meth:`labels` cuts the student's fbank into its
+    patches (:func:`avexlab.models.base.fbank_patches`). Weights are buffers drawn from ``seed`` (saved with
+    the checkpoint, never trained)."""
+
+    def __init__(self, patch_dim: int, codebook_size: int, codebook_dim: int, seed: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        proj = torch.randn(patch_dim, codebook_dim, generator=g) * math.sqrt(2.0 / (patch_dim + codebook_dim))
+        codebook = F.normalize(torch.randn(codebook_size, codebook_dim, generator=g), dim=-1)
+        self.register_buffer("proj", proj)
+        self.register_buffer("codebook", codebook)
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.codebook.shape[0])
+
+    def labels(self, clips: TokenizerInput) -> Tensor:
+        return self(fbank_patches(clips.fbank, clips.grid))
+
+    @torch.no_grad()
+    def forward(self, patches: Tensor) -> Tensor:
+        x = patches.float()
+        x = (x - x.mean(dim=-1, keepdim=True)) / x.std(dim=-1, keepdim=True).clamp_min(1e-5)
+        z = F.normalize(x @ self.proj, dim=-1)
+        return (z @ self.codebook.t()).argmax(dim=-1)
+
+
+class KMeansTokenizer(Tokenizer):
+    """Iteration-2+ tokenizer from the previous iteration, HuBERT-style: a frozen SSL ``teacher`` encoder
+    (same architecture as the student) embeds the unmasked clip; each token's label is its nearest centroid
+    (after LayerNorm without affine) in a codebook ``[V, D]`` fitted by Lloyd's k-means (:meth:`prepare`: the
+    teacher's tokens of ``kmeans_batches`` batches, ``kmeans_iters`` iterations) before training. BEATs' own
+    way is the :class:`DistilledTokenizer`.
+
+    ``forward(fbank [B, F, M], frame_mask) -> labels [B, N] int64``: the student's fbank (the teacher shares
+    its frontend), tokenised by the teacher's ``patchify`` in the student's token order."""
+
+    def __init__(
+        self, teacher: nn.Module, codebook_size: int, kmeans_batches: int, kmeans_iters: int
+    ) -> None:
+        super().__init__()
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.kmeans_batches = int(kmeans_batches)
+        self.kmeans_iters = int(kmeans_iters)
+        self.register_buffer("codebook", torch.zeros(codebook_size, int(teacher.embed_dim)))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.codebook.shape[0])
+
+    def train(self, mode: bool = True) -> KMeansTokenizer:
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def features(self, fbank: Tensor, frame_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The teacher's last-layer tokens ``[B, N, D]`` of ``fbank``, LayerNormed (no affine), and their
+        padding mask ``[B, N]`` (or None): the points k-means clusters."""
+        tokens, token_mask, _ = self.teacher.patchify(fbank, frame_mask)
+        h = self.teacher.encode(tokens, token_mask).tokens.float()
+        return F.layer_norm(h, h.shape[-1:]), token_mask
+
+    @torch.no_grad()
+    def fit(self, feats: Tensor, generator: torch.Generator) -> dict[str, float]:
+        """Lloyd's k-means (:func:`lloyd_kmeans`, ``kmeans_iters`` iterations) on ``feats`` ``[M, D]`` into
+        the codebook. Returns the final inertia (mean squared distance to the nearest centroid) and the
+        fraction of centroids used."""
+        V = self.codebook.shape[0]
+        x = feats.float()
+        c, assign = lloyd_kmeans(x, V, self.kmeans_iters, generator)
+        inertia = torch.cdist(x, c).min(dim=1).values.square().mean()
+        self.codebook.copy_(c)
+        self.fitted.fill_(True)
+        return {
+            "kmeans_inertia": float(inertia),
+            "kmeans_used": float((torch.bincount(assign, minlength=V) > 0).float().mean()),
+        }
+
+    @torch.no_grad()
+    def prepare(
+        self, encoder: nn.Module, batches: Iterable[dict[str, Any]], generator: torch.Generator
+    ) -> dict[str, float]:
+        """Fit the codebook on the teacher's real (non-padded) tokens of the first ``kmeans_batches`` of
+        ``batches``, each through the student ``encoder``'s frontend."""
+        feats = []
+        for batch in itertools.islice(batches, self.kmeans_batches):
+            fbank, frame_mask = encoder.frontend(batch["wave"], batch.get("padding_mask"))
+            h, token_mask = self.features(fbank, frame_mask)
+            feats.append(h[~token_mask] if token_mask is not None else h.reshape(-1, h.shape[-1]))
+        return self.fit(torch.cat(feats), generator)
+
+    def labels(self, clips: TokenizerInput) -> Tensor:
+        return self(clips.fbank, clips.frame_mask)
+
+    @torch.no_grad()
+    def forward(self, fbank: Tensor, frame_mask: Tensor | None) -> Tensor:
+        if not bool(self.fitted):
+            raise ConfigError(
+                "k-means tokenizer: expected a fitted codebook, found none. The trainer fits it before the "
+                "first step (Objective.prepare); call prepare() when using the objective by hand."
+            )
+        h, _ = self.features(fbank, frame_mask)
+        return torch.cdist(h, self.codebook.to(h.dtype).expand(h.shape[0], -1, -1)).argmin(dim=-1)
 
 
 class NormEMAQuantizer(nn.Module):
@@ -165,133 +336,41 @@ def _gather_rows(x: Tensor) -> Tensor:
     return torch.cat([p[: int(s)] for p, s in zip(parts, sizes, strict=True)])
 
 
-def _teacher_from(path: Path | None, student: nn.Module, what: str) -> nn.Module:
-    """Load the frozen teacher at ``path`` and check that it tokenises a clip like ``student``."""
-    from avexlab.models.checkpoints import load_encoder
-
-    if path is None:
-        raise ConfigError(f"{what}: expected a teacher checkpoint (an SSL run directory), found none.")
-    teacher = load_encoder(path)
-    _require_hooks(teacher, f"{what} (teacher {path})")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    _check_same_grid(student, teacher, f"{what} {path}")
-    return teacher.eval()
-
-
-def _check_same_grid(student: nn.Module, other: nn.Module, what: str) -> None:
-    """The two encoders cut 1 s and 3 s of audio into the same (n_freq, n_time) token grids."""
-    s = _unwrap(student)
-    for seconds in (1, 3):
-        a, b = probe_hooks(s, seconds)[1], probe_hooks(other, seconds)[1]
-        if a != b or int(s.sample_rate) != int(other.sample_rate):
-            raise ConfigError(
-                expected_found(
-                    what,
-                    f"an encoder whose tokens line up with the student's ({seconds} s of audio at "
-                    f"{s.sample_rate} Hz -> (n_freq, n_time) = {a})",
-                    f"{getattr(other, 'name', type(other).__name__)!r} at {other.sample_rate} Hz -> {b}",
-                    "Use a teacher/tokenizer of the same architecture and patch size as the model trained.",
-                )
-            )
-
-
 @torch.no_grad()
-def _teacher_targets(teacher: nn.Module, wave: Tensor, padding_mask: Tensor | None) -> Tensor:
-    fbank, fmask = teacher.frontend(wave, padding_mask)
-    tokens, tmask, _ = teacher.patchify(fbank, fmask)
-    return teacher.encode(tokens, tmask).tokens.float()
-
-
-class BeatsTokenizerObjective(Objective):
-    """Train a BEATs tokenizer (the run's encoder + :class:`NormEMAQuantizer` + an estimator) to let the
-    estimator reconstruct a frozen teacher's last layer from the quantized tokens (module docstring).
-
-    Logs ``loss``, ``cos_loss`` (1 - cosine to the teacher), ``commit_loss``, ``code_usage`` (fraction of
-    the codebook this batch uses), ``code_perplexity`` (a tokenizer whose codes collapse shows it there) and
-    ``codes_restarted`` (with ``restart_unused_after``)."""
-
-    def __init__(self, encoder: nn.Module, cfg: Any) -> None:
-        super().__init__()
-        _require_hooks(encoder, "objective 'beats_tokenizer'")
-        enc = _unwrap(encoder)
-        d = int(enc.embed_dim)
-        self.cfg = cfg
-        self.teacher = _teacher_from(cfg.teacher_checkpoint, enc, "objective.tokenizer.teacher_checkpoint")
-        self.quantizer = NormEMAQuantizer(
-            d, cfg.codebook_size, cfg.codebook_dim, cfg.ema_decay, cfg.restart_unused_after
-        )
-        self.est_in = nn.Linear(cfg.codebook_dim, d)
-        self.estimator = light_transformer(d, layers=cfg.estimator_layers)
-        self.est_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, int(self.teacher.embed_dim)))
-
-    def train(self, mode: bool = True) -> BeatsTokenizerObjective:
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    def _project(self, enc: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor | None]:
-        fbank, fmask = enc.frontend(batch["wave"], batch.get("padding_mask"))
-        tokens, tmask, _ = enc.patchify(fbank, fmask)
-        z = self.quantizer.project(enc.encode(tokens, tmask).tokens)
-        real = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device) if tmask is None else ~tmask
-        return z, real, tmask
-
-    @torch.no_grad()
-    def prepare(self, encoder: nn.Module, batches: Any, generator: torch.Generator) -> dict[str, float]:
-        """Initialise the codebook by spherical k-means of the projected tokens of ``kmeans_batches``."""
-        enc = _unwrap(encoder)
-        was = enc.training
-        enc.eval()
-        zs = []
-        for i, batch in enumerate(batches):
-            if i == self.cfg.kmeans_batches:
-                break
-            z, real, _ = self._project(enc, batch)
-            zs.append(z[real])
-        enc.train(was)
-        return self.quantizer.fit_kmeans(torch.cat(zs), self.cfg.kmeans_iters, generator)
-
-    def loss(self, encoder: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        enc = _unwrap(encoder)
-        z, real, tmask = self._project(enc, batch)
-        codes = self.quantizer.assign(z.detach())
-        zq = self.quantizer.codebook[codes]  # before this step's EMA update, as the codes were chosen
-        restarted = 0
-        if self.training:
-            restarted = self.quantizer.ema_update(z.detach()[real], codes[real], batch.get("generator"))
-        commit = (zq - z)[real].square().mean()
-        st = z + (zq - z).detach()  # straight-through: the estimator's gradient reaches the projection
-        B, N, _ = st.shape
-        h = self.est_in(st) + _sincos(N, self.est_in.out_features, st.device)
-        pred = self.est_out(self.estimator(h, src_key_padding_mask=tmask)).float()
-        target = _teacher_targets(self.teacher, batch["wave"], batch.get("padding_mask"))
-        if target.shape[:2] != pred.shape[:2]:
-            raise ConfigError(
-                f"beats tokenizer: the teacher gave {target.shape[1]} tokens per clip where the tokenizer has "
-                f"{pred.shape[1]}; they must tokenise the clip alike (same patch size and frontend hop)."
-            )
-        cos_loss = 1.0 - F.cosine_similarity(pred[real], target[real], dim=-1).mean()
-        loss = cos_loss + self.cfg.commitment * commit
-        with torch.no_grad():
-            logs = {
-                "loss": loss.detach(),
-                "cos_loss": cos_loss.detach(),
-                "commit_loss": commit.detach(),
-                "codes_restarted": torch.tensor(float(restarted)),
-                **code_health(codes[real], self.quantizer.codebook_size),
-            }
-        return loss, logs
-
-    def export(self, run_dir: Path) -> None:
-        """Write ``tokenizer.safetensors`` (the quantizer), bound to the encoder just exported beside it."""
-        save_quantizer(self.quantizer, Path(run_dir), teacher=str(self.cfg.teacher_checkpoint))
+def lloyd_kmeans(
+    x: Tensor, k: int, iters: int, generator: torch.Generator, spherical: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means of ``x`` ``[M, D]`` into ``k`` centroids: they start at random rows; an empty cluster
+    is re-seeded with a random row. ``spherical``: centroids are renormalised to unit length after each update
+    (rows of ``x`` should be unit vectors; nearest = largest cosine). Deterministic by ``generator`` (CPU).
+    Returns the centroids ``[k, D]`` and the assignment ``[M]`` of the last iteration."""
+    x = x.float()
+    idx = torch.randperm(x.shape[0], generator=generator)[:k]
+    if idx.numel() < k:
+        idx = torch.randint(x.shape[0], (k,), generator=generator)
+    c = x[idx.to(x.device)].clone()
+    assign = torch.cdist(x, c).argmin(dim=1)
+    for _ in range(iters):
+        assign = torch.cdist(x, c).argmin(dim=1)
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        empty = counts == 0
+        c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
+        if spherical:
+            c = F.normalize(c, dim=-1)
+        if bool(empty.any()):
+            refill = torch.randint(x.shape[0], (int(empty.sum()),), generator=generator).to(x.device)
+            c[empty] = x[refill]
+    return c, assign
 
 
 def save_quantizer(quantizer: NormEMAQuantizer, run_dir: Path, teacher: str) -> Path:
+    """Write ``run_dir/tokenizer.safetensors``: the quantizer's tensors and, in the header, its sizes, the
+    ``teacher`` it was distilled from and the SHA-256 of the encoder weights in ``run_dir`` (written first),
+    which :func:`load_tokenizer` checks. Returns the file's path."""
     from safetensors.torch import save_file
 
-    from avexlab.models.checkpoints import CONFIG_FILE, _atomic_write
+    from avexlab.models.checkpoints import CONFIG_FILE
 
     record = json.loads((run_dir / CONFIG_FILE).read_text())
     meta = {
@@ -305,15 +384,14 @@ def save_quantizer(quantizer: NormEMAQuantizer, run_dir: Path, teacher: str) -> 
     }
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in quantizer.state_dict().items()}
     target = run_dir / TOKENIZER_FILE
-    _atomic_write(
-        target, lambda tmp: save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta)})
-    )
+    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta)}))
     return target
 
 
-class DistilledTokenizer(nn.Module):
+class DistilledTokenizer(Tokenizer):
     """A trained BEATs tokenizer, frozen: ``forward(wave [B, T], padding_mask) -> labels [B, N]`` (int64, the
-    encoder's token order). Load with :func:`load_tokenizer`."""
+    encoder's token order): the clip through its own frontend, encoder and quantizer. Load with
+    :func:`load_tokenizer`."""
 
     def __init__(self, encoder: nn.Module, quantizer: NormEMAQuantizer) -> None:
         super().__init__()
@@ -330,6 +408,9 @@ class DistilledTokenizer(nn.Module):
         super().train(mode)
         self.encoder.eval()
         return self
+
+    def labels(self, clips: TokenizerInput) -> Tensor:
+        return self(clips.wave, clips.padding_mask)
 
     @torch.no_grad()
     def forward(self, wave: Tensor, padding_mask: Tensor | None = None) -> Tensor:

@@ -39,7 +39,7 @@ from avexlab.train.checkpoint import latest_checkpoint, read_checkpoint, write_a
 from avexlab.train.data import TrainData, build_train_data, multi_hot
 from avexlab.train.objectives import Objective, build_objective
 from avexlab.train.provenance import provenance
-from avexlab.train.sampler import StepPlan, _mix
+from avexlab.train.sampler import StepPlan, mix_seed
 
 __all__ = ["TrainingDivergedError", "TrainModule", "train"]
 
@@ -86,12 +86,12 @@ def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device, bool]:
 
 
 def _seed_step(seed: int, step: int, rank: int, *gens: torch.Generator) -> None:
-    s = _mix(seed, step, rank)
+    s = mix_seed(seed, step, rank)
     torch.manual_seed(s)
     random.seed(s)
     np.random.seed(s % 2**32)
     for i, g in enumerate(gens):
-        g.manual_seed(_mix(s, i + 1))
+        g.manual_seed(mix_seed(s, i + 1))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -246,13 +246,13 @@ def _train(
     prepared: dict[str, float] = {}
     if ckpt is None:  # fresh run: objective set-up (tokenizer fit) on batches every rank draws alike
         # GLOBAL batches (no gradient is kept): the set-up sees the same clips whatever the number of ranks
-        prep = StepPlan(n=plan.n, batch_size=cfg.optim.batch_size, seed=_mix(cfg.runtime.seed, 0xF17))
+        prep = StepPlan(n=plan.n, batch_size=cfg.optim.batch_size, seed=mix_seed(cfg.runtime.seed, 0xF17))
         prep_batches = (
             _to_device(b, device, 0)
             for b in _epoch_batches(data, prep, 0, 0, cfg.runtime.num_workers, set_epoch=False)
         )
         prepared = objective.prepare(
-            encoder, prep_batches, torch.Generator().manual_seed(_mix(cfg.runtime.seed, 0xF18))
+            encoder, prep_batches, torch.Generator().manual_seed(mix_seed(cfg.runtime.seed, 0xF18))
         )
     if cfg.runtime.compile:
         module.encoder = torch.compile(module.encoder)  # type: ignore[assignment]

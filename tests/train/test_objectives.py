@@ -1,5 +1,5 @@
 """Objectives: supervised BCE, BEATs-style masked token prediction, EAT-style teacher-student; masks and
-tokenizer properties; SSL health logs; clear errors for encoders without SSL hooks."""
+tokenizer properties; SSL health logs; the SSL-hook protocol and clear errors for encoders without it."""
 
 from __future__ import annotations
 
@@ -15,18 +15,22 @@ from tiny import TinyPatchEncoder  # noqa: E402
 
 from avexlab.config import BeatsSSLConfig, EatSSLConfig, MaskedSpecConfig, load_config  # noqa: E402
 from avexlab.errors import ConfigError  # noqa: E402
-from avexlab.models.base import masked_pool  # noqa: E402
+from avexlab.models.base import SSL_HOOKS, SSLEncoder, fbank_patches, masked_pool  # noqa: E402
 from avexlab.models.registry import build_encoder  # noqa: E402
 from avexlab.train.objectives import (  # noqa: E402
     BeatsSSLObjective,
     EatSSLObjective,
     MaskedSpecObjective,
-    RandomProjectionTokenizer,
     SupervisedObjective,
     build_objective,
-    fbank_patches,
     inverse_block_mask,
     random_keep,
+)
+from avexlab.train.tokenizer import (  # noqa: E402
+    KMeansTokenizer,
+    RandomProjectionTokenizer,
+    Tokenizer,
+    TokenizerInput,
 )
 
 
@@ -172,28 +176,92 @@ def test_eat_ssl_teacher_is_an_ema_of_the_student(arch: str) -> None:
 def test_objectives_name_what_is_missing() -> None:
     eff = build_encoder("efficientnet", "tiny")
     cfg = load_config(None, ["recipe=ssl", "objective.kind=eat_ssl"])
-    with pytest.raises(ConfigError, match="SSL hooks.*lacks"):
+    with pytest.raises(ConfigError, match=r"SSL hooks.*lacks \['patchify', 'encode'\]"):
         build_objective(cfg, eff, 0)
     with pytest.raises(ConfigError, match="at least one class"):
         build_objective(load_config(None), eff, 0)
 
 
-def test_kmeans_tokenizer_recovers_separated_clusters() -> None:
-    from avexlab.train.objectives import KMeansTokenizer
+def test_ssl_hooks_are_a_protocol_the_transformers_implement() -> None:
+    assert SSL_HOOKS == ("frontend", "patchify", "encode")
+    for arch in ("beats", "eat"):
+        assert isinstance(build_encoder(arch, "tiny"), SSLEncoder)
+    assert isinstance(TinyPatchEncoder(), SSLEncoder)
+    assert not isinstance(build_encoder("efficientnet", "tiny"), SSLEncoder)
+    # the error lists exactly the hooks a module lacks
+    no_encode = TinyPatchEncoder()
+    no_encode.encode = None
+    with pytest.raises(ConfigError, match=r"'tinytest', which lacks \['encode'\]"):
+        BeatsSSLObjective(no_encode, BeatsSSLConfig(codebook_size=16, codebook_dim=8))
+    with pytest.raises(ConfigError, match=r"lacks \['frontend', 'patchify', 'encode'\]. Use model.name"):
+        MaskedSpecObjective(torch.nn.Linear(2, 2), MaskedSpecConfig())
 
+
+def test_kmeans_tokenizer_recovers_separated_clusters() -> None:
     g = torch.Generator().manual_seed(0)
     centres = 10 * torch.eye(4, 8)
     x = (centres.repeat_interleave(50, 0) + 0.1 * torch.randn(200, 8, generator=g))[
         torch.randperm(200, generator=g)
     ]
-    tok = KMeansTokenizer(TinyPatchEncoder(dim=8), codebook_size=4)
+    tok = KMeansTokenizer(TinyPatchEncoder(dim=8), codebook_size=4, kmeans_batches=1, kmeans_iters=10)
     with pytest.raises(ConfigError, match="fitted codebook"):
         tok(torch.zeros(1, 100, 32), None)
-    logs = tok.fit(x, iters=10, generator=torch.Generator().manual_seed(1))
+    logs = tok.fit(x, generator=torch.Generator().manual_seed(1))
     assert logs["kmeans_used"] == 1.0
     # every true centre has exactly one centroid next to it
     d = torch.cdist(centres, tok.codebook)
     assert sorted(d.argmin(1).tolist()) == [0, 1, 2, 3] and d.min(1).values.max() < 0.5
+
+
+def test_every_tokenizer_labels_the_students_tokens_through_one_interface() -> None:
+    torch.manual_seed(0)
+    student = TinyPatchEncoder()
+    batch = _batch(B=3)
+    fbank, fmask = student.frontend(batch["wave"], batch["padding_mask"])
+    tokens, _, grid = student.patchify(fbank, fmask)
+    clips = TokenizerInput(batch["wave"], batch["padding_mask"], fbank, fmask, grid)
+    rp = RandomProjectionTokenizer(64, 16, 8, seed=0)
+    km = KMeansTokenizer(TinyPatchEncoder(seed=1), codebook_size=8, kmeans_batches=2, kmeans_iters=3)
+    read: list[int] = []
+
+    def batches():
+        for seed in range(5):
+            read.append(seed)
+            yield _batch(B=2, seed=seed)
+
+    # prepare reads what it needs: nothing for the random projection, kmeans_batches batches for k-means
+    assert rp.prepare(student, batches(), torch.Generator()) == {} and read == []
+    assert km.prepare(student, batches(), torch.Generator().manual_seed(0))["kmeans_used"] > 0
+    assert read == [0, 1]
+    for tok, native in ((rp, rp(fbank_patches(fbank, grid))), (km, km(fbank, fmask))):
+        assert isinstance(tok, Tokenizer)
+        labels = tok.labels(clips)
+        assert labels.dtype == torch.int64 and labels.shape == tokens.shape[:2]
+        assert 0 <= labels.min() and labels.max() < tok.codebook_size
+        assert torch.equal(labels, native)
+
+
+def test_beats_ssl_predicts_whatever_tokenizer_it_holds() -> None:
+    class Constant(Tokenizer):  # every token is label 3 (or one label short of the student's tokens)
+        codebook_size = 16
+
+        def __init__(self, short: bool = False) -> None:
+            super().__init__()
+            self.short = short
+
+        def labels(self, clips: TokenizerInput) -> torch.Tensor:
+            n_freq, n_time = clips.grid
+            return torch.full((clips.wave.shape[0], n_freq * n_time - self.short), 3)
+
+    torch.manual_seed(0)
+    enc = TinyPatchEncoder()
+    obj = BeatsSSLObjective(enc, BeatsSSLConfig(codebook_size=16, codebook_dim=8))
+    obj.tokenizer = Constant()
+    _, logs = obj.loss(enc, _batch())
+    assert logs["code_usage"].item() == 1 / 16 and logs["code_perplexity"].item() == pytest.approx(1.0)
+    obj.tokenizer = Constant(short=True)
+    with pytest.raises(ConfigError, match="tokenizer gave labels of shape"):
+        obj.loss(enc, _batch())
 
 
 def test_eat_ema_decays_scale_to_the_run_length() -> None:

@@ -23,11 +23,11 @@ from avexlab.errors import CheckpointError, ConfigError  # noqa: E402
 from avexlab.models.checkpoints import load_encoder, save_encoder  # noqa: E402
 from avexlab.models.registry import build_encoder  # noqa: E402
 from avexlab.train import train  # noqa: E402
-from avexlab.train.objectives import build_objective  # noqa: E402
+from avexlab.train.objectives import BeatsTokenizerObjective, build_objective  # noqa: E402
 from avexlab.train.tokenizer import (  # noqa: E402
     TOKENIZER_FILE,
-    BeatsTokenizerObjective,
     NormEMAQuantizer,
+    TokenizerInput,
     load_tokenizer,
 )
 
@@ -176,7 +176,13 @@ def test_iteration_two_predicts_the_distilled_tokenizer_labels(chain: dict[str, 
     student = load_encoder(it2)
     obj = build_objective(cfg2, student, 0)
     assert torch.equal(obj.tokenizer(wave, None), tokenizer(wave, None))
-    assert tokenizer(wave, None).shape == student.patchify(*student.frontend(wave, None))[0].shape[:2]
+    fbank, fmask = student.frontend(wave, None)
+    tokens, _, grid = student.patchify(fbank, fmask)
+    labels = obj.tokenizer.labels(TokenizerInput(wave, None, fbank, fmask, grid))  # what the objective calls
+    assert torch.equal(labels, tokenizer(wave, None)) and labels.shape == tokens.shape[:2]
+    assert (
+        obj.tokenizer.prepare(student, iter([]), torch.Generator()) == {}
+    )  # trained already: nothing to fit
 
 
 def test_tokenizer_run_resumes_exactly(chain: dict[str, Path], corpus: Path, tmp_path: Path) -> None:

@@ -291,7 +291,8 @@ class BeatsTokenizerObjective(Objective):
 def save_quantizer(quantizer: NormEMAQuantizer, run_dir: Path, teacher: str) -> Path:
     from safetensors.torch import save_file
 
-    from avexlab.models.checkpoints import CONFIG_FILE, _atomic_write
+    from avexlab.fsutil import atomic_write
+    from avexlab.models.checkpoints import CONFIG_FILE
 
     record = json.loads((run_dir / CONFIG_FILE).read_text())
     meta = {
@@ -305,9 +306,7 @@ def save_quantizer(quantizer: NormEMAQuantizer, run_dir: Path, teacher: str) -> 
     }
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in quantizer.state_dict().items()}
     target = run_dir / TOKENIZER_FILE
-    _atomic_write(
-        target, lambda tmp: save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta)})
-    )
+    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta)}))
     return target
 
 

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from avexlab.errors import ConfigError
+from avexlab.fsutil import atomic_write
 
 __all__ = [
     "AugmentConfig",
@@ -494,13 +495,8 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> Path:
-    """Write the full resolved config as YAML (atomic: temp file then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(p)
-    return p
+    """Write the full resolved config as YAML, atomically and durably (:func:`avexlab.fsutil.atomic_write`)."""
+    return atomic_write(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 # Fields that never change what a run computes (where it writes, how it reports progress).

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor
 
 from avexlab.errors import AudioError, ConfigError
+from avexlab.fsutil import atomic_write
 
 __all__ = [
     "AudioInfo",
@@ -340,9 +340,10 @@ def save_audio(
     """Write ``waveform`` (``[T]`` or ``[C, T]``, float, full scale 1.0) to ``path`` atomically.
 
     The format follows the suffix (``.wav``, ``.flac``, ``.ogg``); ``subtype`` (e.g. ``"PCM_16"``,
-    ``"PCM_24"``, ``"FLOAT"``) defaults to libsndfile's choice for the format. The data go to a temporary
-    file in the same folder which is then renamed over ``path``, so a reader never sees half a file.
-    Integer subtypes clip samples outside [-1, 1] (libsndfile behaviour). Returns the path written.
+    ``"PCM_24"``, ``"FLOAT"``) defaults to libsndfile's choice for the format. Integer subtypes clip samples
+    outside [-1, 1] (libsndfile behaviour). Written with :func:`avexlab.fsutil.atomic_write` (temporary file
+    beside ``path``, fsync, rename, directory fsync), so a reader never sees half a file and a failed write
+    leaves no temporary file. Returns the path written.
     """
     out = Path(path)
     data = waveform.detach().cpu().numpy() if isinstance(waveform, Tensor) else np.asarray(waveform)
@@ -356,25 +357,14 @@ def save_audio(
         )
     if sample_rate <= 0:
         raise AudioError(f"saving {str(out)!r}: expected a positive sample_rate, found {sample_rate}.")
-    frames = data.T if data.ndim == 2 else data
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}")
-    os.close(fd)
+    frames = np.ascontiguousarray(data.T if data.ndim == 2 else data)
+    ext = out.suffix.lstrip(".").upper()
+    fmt = ext if ext in sf.available_formats() else None
     try:
-        fmt = sf.available_formats()
-        ext = out.suffix.lstrip(".").upper()
-        sf.write(
-            tmp,
-            np.ascontiguousarray(frames),
-            int(sample_rate),
-            subtype=subtype,
-            format=ext if ext in fmt else None,
+        atomic_write(
+            out, lambda tmp: sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format=fmt)
         )
-        os.replace(tmp, out)
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, AudioError):
-            raise
         raise AudioError(
             f"saving {str(out)!r}: expected a writable {out.suffix or '(no suffix)'} file with subtype "
             f"{subtype!r}, found an error ({e}). Use .wav/.flac/.ogg and a subtype that format supports."

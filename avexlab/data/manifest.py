@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,6 +22,7 @@ import polars as pl
 
 from avexlab.data.schema import COLUMNS, DOMAINS, OPTIONAL, REQUIRED, SCHEMA, SPLITS
 from avexlab.errors import ManifestError
+from avexlab.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from avexlab.data.labels import LabelSpace
@@ -453,20 +453,9 @@ def read_manifest(
     return validate_manifest(df, root=root, check_files=check_files, label_space=label_space, source=str(p))
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(df: pl.DataFrame, path: str | os.PathLike[str], *, validate: bool = True) -> Path:
-    """Write a manifest atomically (temporary file, then rename) as parquet / CSV / JSONL by suffix.
+    """Write a manifest as parquet / CSV / JSONL by suffix, atomically and durably
+    (:func:`avexlab.fsutil.atomic_write`).
 
     With ``validate=True`` (default) the frame is validated first, so every file written reads back.
     CSV stores list columns as ``;``-joined strings; a label containing ``;`` cannot be stored in CSV.
@@ -476,9 +465,9 @@ def write_manifest(df: pl.DataFrame, path: str | os.PathLike[str], *, validate: 
     if validate:
         df = validate_manifest(df, source=str(p))
     if fmt == "parquet":
-        _atomic_write(p, lambda t: df.write_parquet(t))
+        atomic_write(p, lambda t: df.write_parquet(t))
     elif fmt == "jsonl":
-        _atomic_write(p, lambda t: df.write_ndjson(t))
+        atomic_write(p, lambda t: df.write_ndjson(t))
     else:
         lists = [c for c, dt in df.schema.items() if isinstance(dt, pl.List)]
         for c in lists:
@@ -492,7 +481,7 @@ def write_manifest(df: pl.DataFrame, path: str | os.PathLike[str], *, validate: 
                     "Write parquet or JSONL instead, or rename the label."
                 )
         out = df.with_columns(pl.col(c).list.join(LIST_SEP) for c in lists)
-        _atomic_write(p, lambda t: out.write_csv(t))
+        atomic_write(p, lambda t: out.write_csv(t))
     return p
 
 
@@ -504,7 +493,7 @@ def write_events(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
         raise ManifestError(
             f"events table {str(p)!r}: expected a .parquet path, found {p.suffix or 'no suffix'!r}."
         )
-    _atomic_write(p, lambda t: df.write_parquet(t))
+    atomic_write(p, lambda t: df.write_parquet(t))
     return p
 
 

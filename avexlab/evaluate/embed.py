@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import polars as pl
 import torch
 
 from avexlab.errors import CheckpointError, DataNotFoundError, EvaluationError, expected_found
+from avexlab.fsutil import atomic_write
 
 from .spec import LayerSelection, resolve_layers
 
@@ -115,28 +115,17 @@ class Embeddings:
         if p.suffix == ".npz":
             arrays = {f"layer_{k}": v for k, v in self.layers.items()}
             arrays["clip_id"] = np.asarray(self.clip_ids, dtype=str)
-            _atomic(p, lambda t: np.savez(t, **arrays))
+            atomic_write(p, lambda t: np.savez(t, **arrays))
         elif p.suffix == ".parquet":
             df = pl.DataFrame({"clip_id": self.clip_ids})
             for k, v in self.layers.items():
                 df = df.with_columns(pl.Series(f"layer_{k}", v, dtype=pl.Array(pl.Float32, v.shape[1])))
-            _atomic(p, lambda t: df.write_parquet(t))
+            atomic_write(p, lambda t: df.write_parquet(t))
         else:
             raise EvaluationError(
                 expected_found("embeddings file", "a .npz or .parquet path", str(p), "Change the suffix.")
             )
         return p
-
-
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------------------ encoders
@@ -235,7 +224,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays)
     payload["__digest__"] = np.asarray(_digest(arrays))
-    _atomic(path, lambda t: np.savez(t, **payload))
+    atomic_write(path, lambda t: np.savez(t, **payload))
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ import polars as pl
 
 from avexlab.config import RunConfig, parse_config, parse_override_value
 from avexlab.errors import ConfigError, expected_found
+from avexlab.fsutil import atomic_write
 
 __all__ = ["GRID_PROFILES", "GridProfile", "grid", "grid_configs", "profile_with_sets", "random_init"]
 
@@ -297,7 +298,8 @@ def grid(
             train_run(cfg, world=world)
         bar.update(1)
     bar.close()
-    (out / "grid.json").write_text(
+    atomic_write(
+        out / "grid.json",
         json.dumps(
             {
                 "profile": asdict(prof),
@@ -308,7 +310,7 @@ def grid(
                 "world": {k: world.meta.get(k) for k in GRID_WORLD_KEYS},
             },
             indent=2,
-        )
+        ),
     )
     if not evaluate:
         return out / "grid.json"
@@ -455,9 +457,7 @@ def _evaluate_grid(
             bar.update(1)
     bar.close()
     results = pl.concat(frames, how="diagonal_relaxed")
-    tmp = out / ".results.parquet.tmp"
-    results.write_parquet(tmp)
-    tmp.replace(out / "results.parquet")
+    atomic_write(out / "results.parquet", lambda tmp: results.write_parquet(tmp))
     return results
 
 

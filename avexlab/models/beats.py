@@ -46,6 +46,7 @@ import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -57,7 +58,7 @@ from avexlab.errors import CheckpointError, ConfigError, expected_found
 
 from .base import Encoder, EncoderOutput, check_config_keys
 from .checkpoints import load_strict
-from .registry import register_encoder
+from .registry import register_checkpoint_reader, register_encoder
 
 __all__ = ["AttentionBackend", "BEATs", "from_official_checkpoint", "relative_position_buckets"]
 
@@ -765,3 +766,20 @@ def from_official_checkpoint(ckpt: Mapping[str, Any], source: str = "") -> BEATs
     model = BEATs(**config_from_official(cfg, source))
     load_strict(model, state, where)
     return model
+
+
+def _is_official_checkpoint(obj: Any) -> bool:
+    """BEATs' layout: ``{'cfg', 'model'}`` with the BEATsConfig fields at the top of ``cfg`` (fairseq
+    checkpoints, EAT's among them, nest theirs under ``cfg['model']``). Weights are checked when loading."""
+    if not isinstance(obj, Mapping) or "cfg" not in obj or "model" not in obj:
+        return False
+    cfg = obj["cfg"]
+    return not (isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping))
+
+
+@register_checkpoint_reader(
+    "an official BEATs checkpoint ({'cfg': BEATsConfig fields, 'model': state dict})",
+    recognise=_is_official_checkpoint,
+)
+def _load_official(obj: Mapping[str, Any], path: Path) -> BEATs:
+    return from_official_checkpoint(obj, str(path))

@@ -1,22 +1,21 @@
 """Saving and loading encoders. Never unpickles code: ``torch.load(weights_only=True)`` or safetensors.
 
 - :func:`save_encoder` writes avexlab's format: ``checkpoint.safetensors`` + ``encoder.json``.
-- :func:`load_encoder` reads that and the official formats (BEATs, EAT fairseq and Hugging Face port,
-  torchvision/timm EfficientNet-B0), taking the architecture from the file itself.
-- :func:`load_strict` loads a state dict requiring exactly the model's keys and shapes.
+- :func:`load_encoder` reads that, and every outside format an architecture module registered a reader for
+  (:func:`avexlab.models.registry.register_checkpoint_reader`: official BEATs, EAT fairseq and Hugging Face
+  port, torchvision/timm EfficientNet-B0), taking the architecture from the file itself.
+- :func:`load_strict` loads a state dict requiring exactly the model's keys and shapes;
+  :func:`read_safetensors`, :func:`read_json` and :func:`state_dict_in` are the safe readers those
+  architecture readers share (errors name the file).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
-import os
 import pickle
-import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from avexlab.errors import CheckpointError, DataNotFoundError, expected_found
+from avexlab.fsutil import atomic_write
 
 from .base import Encoder
+from .registry import CheckpointReader, ReaderInput, checkpoint_readers, encoder_class, list_encoders
 
 
 def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str | Path) -> None:
@@ -82,29 +83,15 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(temp_path)`` into a temporary file beside ``target``, fsync it, then rename it
-    over ``target`` (atomic on POSIX: readers see the old file or the new one, never half of one)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_encoder(encoder: Encoder, path: str | Path) -> Path:
     """Save ``encoder`` into the directory ``path`` (created if needed) and return it.
 
     Writes ``checkpoint.safetensors`` (every state-dict tensor, contiguous, on CPU; the architecture is also
     in the header metadata) and then ``encoder.json``: ``{"format": "avexlab-encoder", "format_version",
-    "name", "config", "avexlab_version", "weights_file", "weights_sha256"}``. Each file is written to a
-    temporary name and renamed into place; ``encoder.json`` comes last, so a directory with a valid
-    ``encoder.json`` always has the weights it describes. Readable without avexlab (safetensors + JSON).
+    "name", "config", "avexlab_version", "weights_file", "weights_sha256"}``. Each file is written durably
+    (:func:`avexlab.fsutil.atomic_write`: temporary file, fsync, rename, directory fsync); ``encoder.json``
+    comes last, so a directory with a valid ``encoder.json`` always has the weights it describes. Readable
+    without avexlab (safetensors + JSON).
     """
     from safetensors.torch import save_file
 
@@ -132,7 +119,7 @@ def save_encoder(encoder: Encoder, path: str | Path) -> Path:
     # clone: tied/shared tensors become separate entries (safetensors refuses shared storage).
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in encoder.state_dict().items()}
     weights = directory / WEIGHTS_FILE
-    _atomic_write(
+    atomic_write(
         weights, lambda tmp: save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(described)})
     )
     record = {
@@ -142,7 +129,7 @@ def save_encoder(encoder: Encoder, path: str | Path) -> Path:
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": file_sha256(weights),
     }
-    _atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(directory / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
     return directory
 
 
@@ -155,20 +142,20 @@ def load_encoder(
 ) -> Encoder:
     """Load an encoder from any checkpoint avexlab knows, reading the architecture from the file itself.
 
-    Recognised (by content, not by file extension):
+    Recognised by content, not by file extension. avexlab's own format first: a directory holding
+    ``encoder.json`` + ``checkpoint.safetensors``, either of those two files, or a ``.safetensors`` whose
+    header carries the avexlab description; the weights' SHA-256 is checked against ``encoder.json`` when
+    that file is there. Anything else is offered to the readers the architecture modules register
+    (:func:`avexlab.models.registry.register_checkpoint_reader`), first those that read paths, then, for a
+    safetensors or torch file, those that read its content; exactly one must recognise it. Registered:
 
-    - avexlab's own: a directory holding ``encoder.json`` + ``checkpoint.safetensors``, either of those two
-      files, or a ``.safetensors`` whose header carries the avexlab description. The weights' SHA-256 is
-      checked against ``encoder.json`` when that file is there.
-    - official BEATs (``torch.save`` of ``{'cfg': {...}, 'model': state_dict}``) ->
-      ``avexlab.models.beats.from_official_checkpoint``.
-    - official EAT (fairseq: ``{'cfg': {'model': {...}, ...}, 'model': state_dict}``) ->
-      ``avexlab.models.eat.from_official_checkpoint``.
-    - the EAT Hugging Face port: a directory (or its ``.safetensors``) with ``config.json`` beside it ->
-      ``avexlab.models.eat.from_hf_state_dict``.
+    - official BEATs (``torch.save`` of ``{'cfg': {...}, 'model': state_dict}``): ``avexlab.models.beats``.
+    - official EAT (fairseq: ``{'cfg': {'model': {...}, ...}, 'model': state_dict}``) and the EAT Hugging
+      Face port (a directory with ``config.json`` + one ``.safetensors``, or either file):
+      ``avexlab.models.eat``.
     - EfficientNet-B0 state dicts from torchvision (``features.*``) or timm's ``efficientnet_b0``
       (``conv_stem``, ``blocks.*``), as a ``.pth``/``.pt`` (also under a ``'state_dict'`` key) or
-      ``.safetensors`` -> ``efficientnet`` encoder (with its ``classifier`` head when the file has one).
+      ``.safetensors``: ``avexlab.models.efficientnet`` (with its ``classifier`` head when the file has one).
 
     Never unpickles code: pickled files are read with ``torch.load(weights_only=True)``. A file that needs
     Python classes to unpickle is refused with a CheckpointError; ``allow_pickle=True`` lifts that (with a
@@ -201,55 +188,105 @@ def load_encoder(
 
 
 def _load_any(p: Path, allow_pickle: bool) -> Encoder:
+    """avexlab's own format, else the registered readers: those reading paths, then those reading content."""
+    record: Any = None
+    head = b""
     if p.is_dir():
         if (p / CONFIG_FILE).is_file():
             return _load_avexlab(p / CONFIG_FILE)
-        if (p / "config.json").is_file():
-            weights = sorted(p.glob("*.safetensors"))
-            if len(weights) == 1:
-                return _load_hf_eat(weights[0], p / "config.json")
-            found = f"{len(weights)} .safetensors files" if weights else "config.json without weights"
+        kind = "directory"
+    else:
+        head = _read_head(p)
+        if p.suffix == ".json" or head[:1] == b"{":
+            record = read_json(p)
+            if isinstance(record, dict) and record.get("format") == FORMAT:
+                return _load_avexlab(p)
+            kind = "json"
+        elif _looks_like_safetensors(head, p):
+            if (p.parent / CONFIG_FILE).is_file() and _weights_named_in(p.parent / CONFIG_FILE) == p.name:
+                return _load_avexlab(p.parent / CONFIG_FILE)
+            meta = _safetensors_metadata(p)
+            if _METADATA_KEY in meta:
+                described = _parse_json(meta[_METADATA_KEY], p)
+                return _build_and_load(described, read_safetensors(p), p)
+            kind = "safetensors"
+        elif head[8:9] == b"{":
             raise CheckpointError(
-                expected_found(
-                    f"{p}", "one model.safetensors beside config.json (Hugging Face port)", found, ""
-                )
+                f"{p}: a safetensors header of {int.from_bytes(head[:8], 'little')} bytes in a file of "
+                f"{p.stat().st_size} bytes: the file is truncated. Copy it again."
             )
+        else:
+            kind = "torch" if head[:2] == b"PK" or head[:1] == b"\x80" else "unknown"
+    reader = _recognising("path", p, p)
+    if reader is not None:
+        return reader.load(p)
+    if kind == "safetensors":
+        return _load_by_content(read_safetensors(p), p)
+    if kind == "torch":
+        return _load_by_content(_torch_load(p, allow_pickle), p)
+    raise _unrecognised(p, kind, record, head)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registered readers of outside formats.
+
+
+def _recognising(reads: ReaderInput, subject: Any, p: Path) -> CheckpointReader | None:
+    """The one registered reader of ``reads`` input that recognises ``subject``; None when none does."""
+    found = [r for r in checkpoint_readers(reads) if r.recognise(subject)]
+    if len(found) > 1:
         raise CheckpointError(
             expected_found(
                 f"{p}",
-                f"a checkpoint directory ({CONFIG_FILE} + {WEIGHTS_FILE}, or config.json + model.safetensors)",
-                f"a directory with {sorted(q.name for q in p.iterdir())[:10]}",
-                "Point load_encoder at the checkpoint file itself or at a run directory.",
+                "one checkpoint reader to recognise the file",
+                f"{len(found)}: " + "; ".join(r.describes for r in found),
+                "Two architecture modules claim the same files: make one reader's recognise() stricter.",
             )
         )
-    head = _read_head(p)
-    if p.suffix == ".json" or head[:1] == b"{":
-        return _load_json(p)
-    if _looks_like_safetensors(head, p):
-        if (p.parent / CONFIG_FILE).is_file() and _weights_named_in(p.parent / CONFIG_FILE) == p.name:
-            return _load_avexlab(p.parent / CONFIG_FILE)
-        meta = _safetensors_metadata(p)
-        if _METADATA_KEY in meta:
-            described = _parse_json(meta[_METADATA_KEY], p)
-            return _build_and_load(described, _read_safetensors(p), p)
-        if (p.parent / "config.json").is_file():
-            return _load_hf_eat(p, p.parent / "config.json")
-        return _from_state_dict(_read_safetensors(p), p)
-    if head[8:9] == b"{":
-        raise CheckpointError(
-            f"{p}: a safetensors header of {int.from_bytes(head[:8], 'little')} bytes in a file of "
-            f"{p.stat().st_size} bytes: the file is truncated. Copy it again."
+    return found[0] if found else None
+
+
+def _load_by_content(obj: Any, p: Path) -> Encoder:
+    reader = _recognising("object", obj, p)
+    if reader is not None:
+        return reader.load(obj, p)
+    state_dict = state_dict_in(obj)
+    if state_dict is not None:
+        found = f"a state dict of another architecture (keys such as {sorted(state_dict)[:5]})"
+        todo = "Load it with the code that wrote it and re-save with avexlab.models.save_encoder."
+    else:
+        found = (
+            f"a dict with keys {sorted(map(str, obj))[:8]}"
+            if isinstance(obj, Mapping)
+            else type(obj).__name__
         )
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        return _from_torch_object(_torch_load(p, allow_pickle), p)
-    raise CheckpointError(
-        expected_found(
-            f"{p}",
-            "a checkpoint (safetensors, a torch.save file, or avexlab's encoder.json)",
-            f"a file starting with {head[:8]!r} ({p.stat().st_size} bytes)",
-            "Check that this is the model file and that it was copied completely.",
+        todo = "See avexlab.models.load_encoder for the formats it reads."
+    known = "; ".join(r.describes for r in checkpoint_readers("object"))
+    raise CheckpointError(expected_found(f"{p}", f"a known architecture ({known})", found, todo))
+
+
+def _unrecognised(p: Path, kind: str, record: Any, head: bytes) -> CheckpointError:
+    """The error for a directory or file that is not avexlab's format and that no path reader recognises."""
+    others = "".join(f"; or {r.describes}" for r in checkpoint_readers("path"))
+    if kind == "directory":
+        expected = f"a checkpoint directory ({CONFIG_FILE} + {WEIGHTS_FILE}{others})"
+        found = f"a directory with {sorted(q.name for q in p.iterdir())[:10]}"
+        todo = "Point load_encoder at the checkpoint file itself or at a run directory."
+    elif kind == "json":
+        expected = f"avexlab's {CONFIG_FILE} (format {FORMAT!r}){others}"
+        found = f"JSON {type(record).__name__}" + (
+            f" with keys {sorted(record)[:8]}" if isinstance(record, dict) else ""
         )
-    )
+        todo = "Point load_encoder at the checkpoint directory."
+    else:
+        expected = f"a checkpoint (safetensors, a torch.save file, or avexlab's {CONFIG_FILE}{others})"
+        found = f"a file starting with {head[:8]!r} ({p.stat().st_size} bytes)"
+        todo = "Check that this is the model file and that it was copied completely."
+    return CheckpointError(expected_found(f"{p}", expected, found, todo))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading files safely (also for the registered readers) and avexlab's own format. Errors name the file.
 
 
 def _read_head(p: Path) -> bytes:
@@ -273,7 +310,8 @@ def _parse_json(text: str, p: Path) -> Any:
         ) from err
 
 
-def _read_json_file(p: Path) -> Any:
+def read_json(p: Path) -> Any:
+    """The JSON document in file ``p``; CheckpointError naming it when it is binary or not JSON."""
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -282,31 +320,12 @@ def _read_json_file(p: Path) -> Any:
 
 
 def _weights_named_in(config_path: Path) -> str | None:
-    record = _read_json_file(config_path)
+    record = read_json(config_path)
     return record.get("weights_file") if isinstance(record, dict) else None
 
 
-def _load_json(p: Path) -> Encoder:
-    record = _read_json_file(p)
-    if isinstance(record, dict) and record.get("format") == FORMAT:
-        return _load_avexlab(p)
-    if isinstance(record, dict) and p.name == "config.json":
-        weights = sorted(p.parent.glob("*.safetensors"))
-        if len(weights) == 1:
-            return _load_hf_eat(weights[0], p)
-    raise CheckpointError(
-        expected_found(
-            f"{p}",
-            f"avexlab's {CONFIG_FILE} (format {FORMAT!r}) or a Hugging Face config.json beside its weights",
-            f"JSON {type(record).__name__}"
-            + (f" with keys {sorted(record)[:8]}" if isinstance(record, dict) else ""),
-            "Point load_encoder at the checkpoint directory.",
-        )
-    )
-
-
 def _load_avexlab(config_path: Path) -> Encoder:
-    record = _read_json_file(config_path)
+    record = read_json(config_path)
     missing = [k for k in ("format", "name", "config", "weights_file", "weights_sha256") if k not in record]
     if missing or record.get("format") != FORMAT:
         raise CheckpointError(
@@ -343,12 +362,10 @@ def _load_avexlab(config_path: Path) -> Encoder:
                 "The weights are corrupt, truncated or were replaced; copy the checkpoint again.",
             )
         )
-    return _build_and_load(record, _read_safetensors(weights), weights)
+    return _build_and_load(record, read_safetensors(weights), weights)
 
 
 def _build_and_load(described: Any, state_dict: Mapping[str, Tensor], source: Path) -> Encoder:
-    from .registry import encoder_class, list_encoders
-
     if (
         not isinstance(described, dict)
         or not isinstance(described.get("config"), dict)
@@ -390,7 +407,9 @@ def _safetensors_metadata(p: Path) -> dict[str, str]:
         ) from err
 
 
-def _read_safetensors(p: Path) -> dict[str, Tensor]:
+def read_safetensors(p: Path) -> dict[str, Tensor]:
+    """All tensors of the safetensors file ``p``, on the CPU; CheckpointError naming it when it is truncated
+    or corrupt."""
     from safetensors.torch import load_file
 
     try:
@@ -434,71 +453,17 @@ def _torch_load(p: Path, allow_pickle: bool) -> Any:
         ) from err
 
 
-def _is_state_dict(obj: Any) -> bool:
-    return (
-        isinstance(obj, Mapping)
-        and len(obj) > 0
-        and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
-    )
+def state_dict_in(obj: Any) -> Mapping[str, Tensor] | None:
+    """The flat ``{name: tensor}`` state dict ``obj`` is, or holds under ``'state_dict'`` (timm's and
+    Lightning's training checkpoints); None when it is neither."""
 
-
-def _from_torch_object(obj: Any, p: Path) -> Encoder:
-    source = str(p)
-    if isinstance(obj, Mapping) and "cfg" in obj and "model" in obj:
-        cfg = obj["cfg"]
-        if isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping):
-            return _architecture_module("eat", p).from_official_checkpoint(obj, source)
-        return _architecture_module("beats", p).from_official_checkpoint(obj, source)
-    if isinstance(obj, Mapping) and _is_state_dict(obj.get("state_dict")):
-        return _from_state_dict(obj["state_dict"], p)
-    if _is_state_dict(obj):
-        return _from_state_dict(obj, p)
-    found = (
-        f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else type(obj).__name__
-    )
-    raise CheckpointError(
-        expected_found(
-            source,
-            "an official BEATs/EAT checkpoint ({'cfg', 'model'}) or an EfficientNet-B0 state dict",
-            found,
-            "See avexlab.models.load_encoder for the formats it reads.",
+    def flat(x: Any) -> bool:
+        return (
+            isinstance(x, Mapping)
+            and len(x) > 0
+            and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in x.items())
         )
-    )
 
-
-def _from_state_dict(state_dict: Mapping[str, Tensor], p: Path) -> Encoder:
-    from .efficientnet import EfficientNetEncoder, config_from_state_dict, timm_to_torchvision
-
-    keys = set(state_dict)
-    if "conv_stem.weight" in keys:
-        state_dict = timm_to_torchvision(state_dict, str(p))
-    elif "features.0.0.weight" not in keys:
-        raise CheckpointError(
-            expected_found(
-                f"{p}",
-                "a known architecture: EfficientNet-B0 weights (torchvision features.* or timm conv_stem/blocks.*), "
-                "an official BEATs/EAT checkpoint, or an avexlab checkpoint",
-                f"a state dict of another architecture (keys such as {sorted(keys)[:5]})",
-                "Load it with the code that wrote it and re-save with avexlab.models.save_encoder.",
-            )
-        )
-    encoder = EfficientNetEncoder(**config_from_state_dict(state_dict, str(p)))
-    load_strict(encoder, state_dict, p)
-    return encoder
-
-
-def _load_hf_eat(weights: Path, config_path: Path) -> Encoder:
-    config = _read_json_file(config_path)
-    return _architecture_module("eat", weights).from_hf_state_dict(
-        _read_safetensors(weights), config if isinstance(config, dict) else None, str(weights)
-    )
-
-
-def _architecture_module(name: str, p: Path) -> Any:
-    qualified = f"{__package__}.{name}"
-    if importlib.util.find_spec(qualified) is None:
-        raise CheckpointError(
-            f"{p}: looks like an official {name.upper()} checkpoint, but this avexlab has no {qualified} "
-            "module. Update avexlab."
-        )
-    return importlib.import_module(qualified)
+    if isinstance(obj, Mapping) and flat(obj.get("state_dict")):
+        return obj["state_dict"]
+    return obj if flat(obj) else None

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,8 +46,8 @@ from avexlab.audio.fbank import KaldiFbank, valid_lengths
 from avexlab.errors import CheckpointError, ConfigError, expected_found
 
 from .base import Encoder, EncoderOutput, check_config_keys
-from .checkpoints import load_strict
-from .registry import register_encoder
+from .checkpoints import load_strict, read_json, read_safetensors
+from .registry import register_checkpoint_reader, register_encoder
 
 __all__ = ["EAT", "from_hf_state_dict", "from_official_checkpoint", "sincos_positions"]
 
@@ -547,3 +548,54 @@ def from_hf_state_dict(state_dict: Mapping[str, Tensor], config: dict | None = N
         if theirs in config:
             base[ours] = config[theirs]
     return _build(state, base, where)
+
+
+def _is_fairseq_checkpoint(obj: Any) -> bool:
+    """fairseq's layout: ``{'cfg': {'model': {...}, ...}, 'model': state_dict}``. Weights are checked when
+    loading (a BEATs state dict in this layout is refused there, by name)."""
+    if not isinstance(obj, Mapping) or "cfg" not in obj or "model" not in obj:
+        return False
+    cfg = obj["cfg"]
+    return isinstance(cfg, Mapping) and isinstance(cfg.get("model"), Mapping)
+
+
+@register_checkpoint_reader(
+    "an official EAT checkpoint (fairseq: {'cfg': {'model': {...}}, 'model': state dict})",
+    recognise=_is_fairseq_checkpoint,
+)
+def _load_fairseq(obj: Mapping[str, Any], path: Path) -> EAT:
+    return from_official_checkpoint(obj, str(path))
+
+
+HF_CONFIG = "config.json"
+
+
+def _is_hf_port(path: Path) -> bool:
+    """The Hugging Face port's files: a directory holding ``config.json``, that ``config.json`` with one
+    ``.safetensors`` beside it, or a ``.safetensors`` file with ``config.json`` beside it."""
+    if path.is_dir():
+        return (path / HF_CONFIG).is_file()
+    if path.name == HF_CONFIG:
+        return len(list(path.parent.glob("*.safetensors"))) == 1
+    return path.suffix == ".safetensors" and (path.parent / HF_CONFIG).is_file()
+
+
+@register_checkpoint_reader(
+    f"the EAT Hugging Face port ({HF_CONFIG} + model.safetensors)", recognise=_is_hf_port, reads="path"
+)
+def _load_hf_port(path: Path) -> EAT:
+    folder = path if path.is_dir() else path.parent
+    weights = (
+        [path] if path.is_file() and path.suffix == ".safetensors" else sorted(folder.glob("*.safetensors"))
+    )
+    if len(weights) != 1:
+        found = f"{len(weights)} .safetensors files" if weights else f"{HF_CONFIG} without weights"
+        raise CheckpointError(
+            expected_found(
+                f"{folder}", f"one model.safetensors beside {HF_CONFIG} (Hugging Face port)", found, ""
+            )
+        )
+    config = read_json(folder / HF_CONFIG)
+    return from_hf_state_dict(
+        read_safetensors(weights[0]), config if isinstance(config, dict) else None, str(weights[0])
+    )

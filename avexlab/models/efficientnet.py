@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +39,8 @@ from avexlab.audio.mel import MelFrontend
 from avexlab.errors import CheckpointError, ConfigError, expected_found
 
 from .base import Encoder, EncoderOutput
-from .registry import register_encoder
+from .checkpoints import load_strict, state_dict_in
+from .registry import register_checkpoint_reader, register_encoder
 
 
 @dataclass(frozen=True)
@@ -540,3 +542,24 @@ def config_from_state_dict(state_dict: Mapping[str, Tensor], source: str = "stat
         )
     cls = state_dict.get("classifier.1.weight")
     return {"width_mult": 1.0, "depth_mult": 1.0, "num_classes": None if cls is None else int(cls.shape[0])}
+
+
+def _is_b0_state_dict(obj: Any) -> bool:
+    state_dict = state_dict_in(obj)
+    return state_dict is not None and (
+        "features.0.0.weight" in state_dict or "conv_stem.weight" in state_dict
+    )
+
+
+@register_checkpoint_reader(
+    "EfficientNet-B0 weights (torchvision features.* or timm conv_stem/blocks.*, also under 'state_dict')",
+    recognise=_is_b0_state_dict,
+)
+def _load_b0_state_dict(obj: Any, path: Path) -> EfficientNetEncoder:
+    """A torchvision or timm EfficientNet-B0 state dict -> encoder (with ``classifier`` when it has one)."""
+    state_dict = state_dict_in(obj) or {}
+    if "conv_stem.weight" in state_dict:
+        state_dict = timm_to_torchvision(state_dict, str(path))
+    encoder = EfficientNetEncoder(**config_from_state_dict(state_dict, str(path)))
+    load_strict(encoder, state_dict, path)
+    return encoder

@@ -1,11 +1,20 @@
-"""One registry of encoder architectures: ``build_encoder(name, size, **overrides)``, ``list_encoders()``."""
+"""One registry of encoder architectures and of the checkpoint formats they read.
+
+- ``build_encoder(name, size, **overrides)``, ``list_encoders()``: architectures, registered with
+  :func:`register_encoder`.
+- :func:`register_checkpoint_reader`: each architecture module registers the outside checkpoint formats it
+  reads (official BEATs, EAT fairseq and Hugging Face port, torchvision/timm EfficientNet-B0);
+  :func:`avexlab.models.load_encoder` offers every file to all of them and loads with the one that
+  recognises it.
+"""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from avexlab.errors import ConfigError
 
@@ -49,6 +58,62 @@ def _ensure_loaded() -> None:
         qualified = f"{__package__}.{module}"
         if importlib.util.find_spec(qualified) is not None:
             importlib.import_module(qualified)
+
+
+ReaderInput = Literal["path", "object"]
+
+
+@dataclass(frozen=True)
+class CheckpointReader:
+    """One outside checkpoint format: ``recognise`` is a cheap yes/no test, ``load`` builds the encoder.
+
+    ``reads="path"``: ``recognise(path) -> bool`` and ``load(path) -> Encoder`` get the file or directory
+    given to ``load_encoder`` (a Hugging Face model folder, a file in a format torch cannot read).
+    ``reads="object"``: ``recognise(obj) -> bool`` and ``load(obj, path) -> Encoder`` get what the file holds:
+    the object a torch file unpickles to with ``weights_only=True`` (plain containers and tensors, never
+    code) or a safetensors file's ``{name: tensor}``; ``path`` is for messages.
+    """
+
+    describes: str  # e.g. "an official BEATs checkpoint ({'cfg', 'model'})", shown when nothing recognises
+    reads: ReaderInput
+    recognise: Callable[[Any], bool]
+    load: Callable[..., Encoder]
+
+
+_READERS: dict[str, CheckpointReader] = {}
+
+
+def register_checkpoint_reader(
+    describes: str, *, recognise: Callable[[Any], bool], reads: ReaderInput = "object"
+) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
+    """Function decorator: register the decorated ``load`` as a reader of one checkpoint format.
+
+    ``describes`` names the format in load_encoder's errors; ``recognise`` and ``reads`` as in
+    :class:`CheckpointReader`. ``recognise`` must not claim another reader's files (load_encoder refuses a
+    file that two readers recognise) and should look only at structure (keys, file names), leaving the
+    checks of shapes and values to ``load``, whose errors then name what is wrong. A new format:
+
+        @register_checkpoint_reader("a BirdNET .tflite model", recognise=is_birdnet, reads="path")
+        def _load_birdnet(path: Path) -> Encoder: ...
+
+    The module must be in ``ARCHITECTURE_MODULES`` so that load_encoder imports it. Re-registering the same
+    function (a notebook reloading the module) replaces the old reader."""
+    if reads not in ("path", "object"):
+        raise ConfigError(f"register_checkpoint_reader: expected reads='path' or 'object', found {reads!r}.")
+
+    def deco(load: Callable[..., Encoder]) -> Callable[..., Encoder]:
+        _READERS[f"{load.__module__}.{load.__qualname__}"] = CheckpointReader(
+            describes, reads, recognise, load
+        )
+        return load
+
+    return deco
+
+
+def checkpoint_readers(reads: ReaderInput) -> list[CheckpointReader]:
+    """The registered readers taking ``reads`` input, every architecture module imported first."""
+    _ensure_loaded()
+    return [r for r in _READERS.values() if r.reads == reads]
 
 
 def list_encoders() -> dict[str, list[str]]:

@@ -7,14 +7,15 @@ Layout under the run directory::
                                                     (plain tensors / dicts; ``torch.load(weights_only=True)``)
     checkpoints/latest                              the name of the newest COMPLETE checkpoint directory
 
-A checkpoint directory is written as ``step-N.tmp`` and renamed when complete, then ``latest`` is replaced
-(temp file + rename). A reader only follows ``latest``, so a run killed at any point leaves either the old
-or the new checkpoint, never half of one. Older checkpoints beyond ``keep`` are removed after the switch.
+A checkpoint directory is written as ``step-N.tmp`` (each file and the directory fsynced) and renamed when
+complete, then ``latest`` is replaced (:func:`avexlab.fsutil.atomic_write`). A reader only follows
+``latest``, so a run killed at any point leaves either the old or the new checkpoint, never half of one, and
+the switch survives a power cut (the renames are fsynced). Older checkpoints beyond ``keep`` are removed
+after the switch.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from avexlab.errors import CheckpointError
+from avexlab.fsutil import atomic_write, fsync_dir
 
-__all__ = ["TrainCheckpoint", "latest_checkpoint", "read_checkpoint", "write_checkpoint", "write_atomic"]
+__all__ = ["TrainCheckpoint", "latest_checkpoint", "read_checkpoint", "write_checkpoint"]
 
 
 @dataclass
@@ -42,28 +44,6 @@ class TrainCheckpoint:
         return int(self.state["step"])
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + fsync + rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
-
-
 def write_checkpoint(
     run_dir: Path, step: int, weights: dict[str, Tensor], state: dict[str, Any], keep: int = 2
 ) -> Path:
@@ -76,15 +56,12 @@ def write_checkpoint(
     tmp.mkdir()
     # Clone: safetensors refuses tensors that share storage (e.g. a position table shared by layers).
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}
-    save_file(flat, str(tmp / "weights.safetensors"))
-    torch.save(state, tmp / "state.pt")
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    atomic_write(tmp / "weights.safetensors", lambda t: save_file(flat, str(t)))
+    atomic_write(tmp / "state.pt", lambda t: torch.save(state, t))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    _fsync_dir(root)
-    write_atomic(root / "latest", final.name.encode())
+    fsync_dir(root)
+    atomic_write(root / "latest", final.name)
     old = sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
     for p in old[:-keep]:
         shutil.rmtree(p, ignore_errors=True)

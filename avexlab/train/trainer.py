@@ -35,7 +35,8 @@ from torch import Tensor, nn
 from avexlab.augment import Augmenter
 from avexlab.config import RunConfig, config_hash, save_config
 from avexlab.errors import CheckpointError, ConfigError, TrainingDivergedError
-from avexlab.train.checkpoint import latest_checkpoint, read_checkpoint, write_atomic, write_checkpoint
+from avexlab.fsutil import atomic_write
+from avexlab.train.checkpoint import latest_checkpoint, read_checkpoint, write_checkpoint
 from avexlab.train.data import TrainData, build_train_data, multi_hot
 from avexlab.train.objectives import Objective, build_objective
 from avexlab.train.provenance import provenance
@@ -292,7 +293,7 @@ def _train(
         prov = provenance(cfg, chash, data, device, world, previous=run_dir / "provenance.json", step=step)
         if prepared:
             prov = json.dumps({**json.loads(prov), "objective_prepare": prepared}, indent=2)
-        write_atomic(run_dir / "provenance.json", prov.encode())
+        atomic_write(run_dir / "provenance.json", prov.encode())
 
     def save(step: int) -> None:
         if not is_main:
@@ -309,14 +310,14 @@ def _train(
             "world_size": world,
         }
         write_checkpoint(run_dir, step, weights, state)
-        write_atomic(run_dir / "metrics.parquet", _parquet_bytes(metrics))
+        atomic_write(run_dir / "metrics.parquet", _parquet_bytes(metrics))
         _export_encoder(module.encoder, run_dir)
         module.objective.export(run_dir)
         if skipped:  # clips that failed while decoding (on_error="skip"): listed in provenance.json
             prov = json.loads((run_dir / "provenance.json").read_text())
             known = {(s["clip_id"], s["reason"]) for s in prov["skipped_clips"]}
             prov["skipped_clips"] += [s for s in skipped if (s["clip_id"], s["reason"]) not in known]
-            write_atomic(run_dir / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
+            atomic_write(run_dir / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
 
     # ---- the loop ----
     bar = _progress(cfg.runtime.progress and is_main, total_steps, step)

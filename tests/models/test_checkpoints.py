@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from avexlab import __version__
-from avexlab.errors import CheckpointError, DataNotFoundError
+from avexlab.errors import CheckpointError, ConfigError, DataNotFoundError
 from avexlab.models import build_encoder, load_encoder, save_encoder
 from avexlab.models.checkpoints import CONFIG_FILE, WEIGHTS_FILE, file_sha256
 from avexlab.models.efficientnet import EfficientNetEncoder, torchvision_to_timm
@@ -226,3 +226,55 @@ def test_hugging_face_port_dispatches_to_eat(tmp_path, monkeypatch):
     assert (
         list(state) == ["model.blocks.0.w"] and config["depth"] == 2 and source.endswith("model.safetensors")
     )
+
+
+@pytest.fixture()
+def readers(monkeypatch):
+    """The checkpoint-reader registry, with whatever a test registers removed afterwards."""
+    from avexlab.models import registry
+
+    registry.checkpoint_readers("path")  # import every architecture (they register their readers) first
+    monkeypatch.setattr(registry, "_READERS", dict(registry._READERS))
+    return registry
+
+
+def test_a_new_format_registers_in_a_few_lines(tmp_path, readers, wave):
+    """What an architecture module does for its own format (e.g. a TFLite file): a path reader here."""
+    path = tmp_path / "model.bird"
+    path.write_bytes(b"BIRD" + json.dumps({"n_mels": 32}).encode())
+    with pytest.raises(CheckpointError, match=r"model.bird: expected a checkpoint.*EAT Hugging Face port"):
+        load_encoder(path)
+
+    def is_bird(p):
+        return p.is_file() and p.read_bytes()[:4] == b"BIRD"
+
+    def load_bird(p):
+        return build_encoder("logmel", "tiny", **json.loads(p.read_bytes()[4:]))
+
+    count = len(readers.checkpoint_readers("path"))
+    for _ in range(2):  # registering the same function again (a reloaded module) replaces it
+        readers.register_checkpoint_reader("a .bird file", recognise=is_bird, reads="path")(load_bird)
+    assert len(readers.checkpoint_readers("path")) == count + 1
+    enc = load_encoder(path)
+    assert enc.name == "logmel" and enc.config["n_mels"] == 32 and not enc.training
+    assert enc.embed(wave).shape == (2, 64)
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"BIRC....")
+    with pytest.raises(CheckpointError, match=r"other.bin: expected a checkpoint.*a \.bird file"):
+        load_encoder(other)
+
+
+def test_a_file_two_readers_recognise_is_refused(tmp_path, readers, b0_state):
+    path = tmp_path / "tv.pth"
+    torch.save(b0_state, path)
+
+    @readers.register_checkpoint_reader("any dict", recognise=lambda obj: isinstance(obj, dict))
+    def load_any_dict(obj, p):
+        return build_encoder("logmel", "tiny")
+
+    with pytest.raises(
+        CheckpointError, match=r"tv.pth: expected one checkpoint reader.*found 2: EfficientNet-B0.*; any dict"
+    ):
+        load_encoder(path)
+    with pytest.raises(ConfigError, match="reads='path' or 'object'"):
+        readers.register_checkpoint_reader("x", recognise=bool, reads="file")

@@ -191,10 +191,8 @@ class BeatsTokenizerConfig(_Strict):
     initialised by ``kmeans_iters`` spherical k-means iterations on ``kmeans_batches`` batches.
     ``restart_unused_after``: None (BEATs: a code nothing chooses stays where it is) or ``n``: a code no token
     chose for ``n`` consecutive steps is re-seeded with a random token of the batch (codebook expiry, as in
-    Jukebox and SoundStream). On the quick world (bio pool, tiny BEATs, teacher = the grid's BEATs bio SSL
-    cell, 1000 steps) without it the codebook collapsed within 100 steps to ~20 codes per batch of 1024
-    (perplexity ~10-15, cosine loss .057 at the end); with ``restart_unused_after=20`` ~84% of the codes were
-    in use per batch (perplexity ~600) and the cosine loss ended at .037."""
+    Jukebox and SoundStream): at small scale BEATs' codebook collapses to a few percent of its codes without
+    it (benchmarks/RESULTS.md, "Design measurements")."""
 
     teacher_checkpoint: Path | None = None
     codebook_size: int = Field(default=1024, ge=2)
@@ -244,11 +242,9 @@ class MaskedSpecConfig(_Strict):
     a patch cannot be copied from its neighbours). ``norm_patches``: targets standardised per patch
     (MAE's ``norm_pix_loss``; the loss then measures shape, not loudness). Needs the SSL hooks
     (``beats`` / ``eat``). Logs ``loss``, ``explained_var`` (1 - loss / target variance: 0 = predicting the
-    mean patch, 1 = perfect) and ``pred_var``. Measured on the quick world (bio pool, tiny, the grid's steps
-    and optimiser, mean gain over the paper's columns against the random-init twins): BEATs bio -.001 (its
-    BEATs-style cell +.011); EAT bio / general / all -.006 / +.004 / -.005 (EAT-style -.003 / +.013 / +.020);
-    explained variance rose to ~.22-.25. Worse than the paradigms' own objectives in every cell measured, so
-    the grid keeps those (``avexlab grid --set beats/ssl:objective.kind=masked_spec`` swaps it in)."""
+    mean patch, 1 = perfect) and ``pred_var``. It did worse than the paradigms' own objectives in every grid
+    cell measured (benchmarks/RESULTS.md, "Design measurements"), so the grid keeps those
+    (``avexlab grid --set beats/ssl:objective.kind=masked_spec`` swaps it in)."""
 
     mask_ratio: float = Field(default=0.75, gt=0, lt=1)
     masking: Literal["random", "block"] = "random"

@@ -1,7 +1,7 @@
 """Clip embeddings from any encoder, batched on the device, with a verified on-disk cache; and loading of
 precomputed embeddings (parquet or npz keyed by ``clip_id``) for encoders avexlab cannot run.
 
-The paper's protocol (PAPER.md): last layer, mean-pooled over time; each clip cropped from its start to
+The paper's protocol: last layer, mean-pooled over time; each clip cropped from its start to
 the dataset's maximum clip length and zero-padded. avexlab's encoders take a padding mask and pool over
 valid tokens only, so padding to the dataset's length gives the same embedding as padding to a longer
 "model length" for padding-exact encoders.

@@ -1,7 +1,7 @@
 """Retrieval ROC AUC (R-auc) and precision@1, as the paper defines them, chunked so that no N x N matrix
 is ever held in memory.
 
-Definition (PAPER.md, "Evaluation protocol"): L2-normalise the embeddings; for each query, rank every
+Definition (the paper's evaluation protocol): L2-normalise the embeddings; for each query, rank every
 OTHER gallery item by cosine similarity; an item is positive when it shares a label with the query; take
 the ROC AUC of that ranking (tied similarities get half credit, exactly as ``sklearn.metrics.roc_auc_score``);
 average over the queries that have at least one positive AND one negative in the gallery.

@@ -486,10 +486,9 @@ _BASE = {
     "activation_dropout": 0.0,
     "dropout_input": 0.0,
 }
-# ``tiny``: the CPU workshop size (~0.6 M parameters; a 1000-step cell takes minutes on one core). It was
-# 64-d x 2 layers until the quick grid showed that size's SSL-only runs level with random init (BEANS-clf
-# logistic probe, last layer, quick world: BEATs-style .200 vs .213, EAT-style .242 vs .300); at
-# 128-d x 4 layers the same 1000 SSL steps give .258 vs .221 and .275 vs .225. Per step it costs 2-2.7x.
+# ``tiny``: the CPU workshop size (~0.6 M parameters). 128-d x 4 layers rather than 64-d x 2: at the smaller
+# size SSL-only runs stayed level with random init on the quick world (benchmarks/RESULTS.md, "Design
+# measurements", tiny transformer presets).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         **_BASE,

@@ -358,8 +358,8 @@ class EfficientNetEncoder(Encoder):
 
         ``fold_batchnorm``: in eval mode fold every BatchNorm into its convolution at call time (see
         :class:`ConvBN`; training mode is unaffected). ``channels_last``: run the backbone in
-        ``torch.channels_last`` (with the fold, 1.7x the eager fp32 path on a 2-core CPU for B0, see
-        ``benchmarks/RESULTS.md``; without it, channels_last alone is slower on CPU). ``compile``:
+        ``torch.channels_last`` (with the fold it is the fast CPU path; without it, channels_last alone is
+        slower on CPU: benchmarks/RESULTS.md). ``compile``:
         ``torch.compile`` each stage (``None``: only when the parameters are on CUDA). Embeddings equal
         the eager path's to float32 rounding (relative 1e-6). Returns ``self``.
         """

@@ -224,7 +224,7 @@ def _validate(c: SynthConfig) -> None:
 PRESETS: dict[str, SynthConfig] = {
     # tests: a few seconds to render
     "smoke": SynthConfig(preset="smoke"),
-    # demos and workshops: a minute or two on 2 cores, 48 species
+    # demos and workshops: 48 species, renders on a laptop (render times: benchmarks/RESULTS.md)
     "quick": SynthConfig(
         preset="quick",
         species_per_group=8,

@@ -31,7 +31,7 @@ def _chirps(tmp_path, sample_rate: int, seconds: list[float], seed: int = 0) -> 
 
 
 def _reference(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """The reference recipe written out with torch/torchaudio primitives (PAPER.md)."""
+    """The reference recipe written out with torch/torchaudio primitives (the paper's reference code)."""
     n_fft, hop = sample_rate // 20, sample_rate // 100
     spec = (
         torch.stft(

@@ -120,7 +120,7 @@ def test_parameters_and_flops_per_5s_clip_table():
     enc = built("efficientnet", "base")
     assert enc.flops_per_clip(10.0) == pytest.approx(2 * flops, rel=0.05)  # a CNN is linear in length
     if ("beats", "base") in table:
-        assert 85e6 < table[("beats", "base")][2] < 95e6  # PAPER.md: about 90.3 M
+        assert 85e6 < table[("beats", "base")][2] < 95e6  # the paper: about 90.3 M
 
 
 @pytest.mark.parametrize("name", sorted(list_encoders()))

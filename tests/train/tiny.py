@@ -114,7 +114,14 @@ def tiny_config(manifest: Path, out_dir: Path, **over: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "recipe": "sl",
         "model": {"name": "tinytest", "size": "tiny"},
-        "data": {"manifests": [str(manifest)], "clip_s": 0.8, "crop": "random", "mix": "all"},
+        # the test encoder is not a registered architecture, so the config names its rate
+        "data": {
+            "manifests": [str(manifest)],
+            "clip_s": 0.8,
+            "crop": "random",
+            "mix": "all",
+            "sample_rate": 16000,
+        },
         "augment": {"noise": {"enabled": False}, "mixup": {"enabled": False}},
         "optim": {"lr": 3e-3, "steps": 6, "batch_size": 4, "warmup_steps": 2},
         "runtime": {"seed": 0, "device": "cpu", "out_dir": str(out_dir), "progress": False},

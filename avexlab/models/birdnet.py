@@ -218,9 +218,9 @@ class BirdNET(Encoder):
                 )
             )
         model, labels, version = model_files()
+        _litert_interpreter()  # a missing LiteRT fails here, with the install command
         stat = model.stat()
         prepared = _prepare(str(model), stat.st_size, stat.st_mtime_ns)
-        _litert_interpreter()  # fail at build time, not at the first batch, when LiteRT is missing
         self.config = {"hop_s": float(hop_s)}
         self.hop_s = float(hop_s)
         self.sample_rate = SAMPLE_RATE

@@ -26,7 +26,7 @@ selects the logits. Mean pooling averages windows (a clip embedding); max poolin
 BirdNET's per-clip detection score before the sigmoid.
 
 Batches: all windows of a batch go through one interpreter in invocations of at most
-``_MAX_WINDOWS_PER_INVOKE`` windows (the input tensor is resized to the batch); the graph's outputs are
+``MAX_WINDOWS_PER_INVOKE`` windows (the input tensor is resized to the batch); the graph's outputs are
 extended with the embedding tensor once, at load, so one invocation yields both. The interpreter uses
 ``torch.get_num_threads()`` threads (the count avexlab sets, e.g. with :func:`avexlab.threads.torch_threads`)
 and is rebuilt when that count changes. Padding: each clip is windowed over its valid samples only
@@ -72,7 +72,7 @@ _LOGITS_TENSOR = "Identity"
 _EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
 # Peak memory grows by about 20 MiB per window in one invocation while throughput stays flat beyond a few
 # windows (benchmarks/RESULTS.md), so long batches are cut into invocations of this many windows.
-_MAX_WINDOWS_PER_INVOKE = 16
+MAX_WINDOWS_PER_INVOKE = 16
 
 
 def model_files() -> tuple[Path, Path, str]:
@@ -276,7 +276,7 @@ class BirdNET(Encoder):
 
     def run_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The model on 3 s windows: ``windows`` ``[N, 144000]`` float32 at 48 kHz -> ``(logits [N, 6522],
-        embeddings [N, 1024])`` float32, in invocations of at most ``_MAX_WINDOWS_PER_INVOKE`` windows."""
+        embeddings [N, 1024])`` float32, in invocations of at most ``MAX_WINDOWS_PER_INVOKE`` windows."""
         length = int(WINDOW_S * SAMPLE_RATE)  # 144,000 samples
         if windows.ndim != 2 or windows.shape[1] != length:
             raise ConfigError(
@@ -289,8 +289,8 @@ class BirdNET(Encoder):
                 self._runner = None  # free the old interpreter before building the next
                 self._runner = _Runner(_prepare(*self._model_key).content, threads)
             parts = [
-                self._runner(windows[i : i + _MAX_WINDOWS_PER_INVOKE])
-                for i in range(0, windows.shape[0], _MAX_WINDOWS_PER_INVOKE)
+                self._runner(windows[i : i + MAX_WINDOWS_PER_INVOKE])
+                for i in range(0, windows.shape[0], MAX_WINDOWS_PER_INVOKE)
             ]
         if not parts:
             return np.zeros((0, len(self.labels)), np.float32), np.zeros((0, self.embed_dim), np.float32)

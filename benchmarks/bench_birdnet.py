@@ -5,7 +5,7 @@ content) of ``--seconds`` each, a batch of ``--batch-size``. Rows, all timed in 
 (A B C A B C ...: a shared machine's varying load hits every row alike), best of ``--repeats`` windows:
 
 - ``birdnet (48 kHz in)``: ``encoder.embed`` of the clips already at 48 kHz (3 s windows, mean-pooled);
-- ``birdnet + resample 16->48 kHz``: the same plus the data loader's resampling (``load_audio``'s
+- ``birdnet + load_audio 16->48 kHz``: the same plus reading the 16 kHz files at 48 kHz (``load_audio``'s
   torchaudio sinc kernel), what embedding a 16 kHz world costs;
 - ``efficientnet-b0 fast path (16 kHz)``: ``build_encoder("efficientnet", "base").set_fast_path()``
   (BatchNorm folded, channels_last), ``embed`` of the 16 kHz clips;
@@ -55,7 +55,7 @@ def _rows(seconds: float, batch_size: int, repeats: int, min_time: float) -> lis
 
     runs = {
         "birdnet (48 kHz in)": lambda: birdnet.embed(clips48),
-        "birdnet + resample 16->48 kHz": birdnet_resampled,
+        "birdnet + load_audio 16->48 kHz": birdnet_resampled,
         "efficientnet-b0 fast path (16 kHz)": lambda: fast.embed(clips16),
         "efficientnet-b0 eager (16 kHz)": lambda: eager.embed(clips16),
     }

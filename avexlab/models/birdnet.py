@@ -70,8 +70,8 @@ INSTALL_HINT = (
 )
 _LOGITS_TENSOR = "Identity"
 _EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
-# Peak memory grows by about 20 MiB per window in one invocation while throughput stays flat beyond a few
-# windows (benchmarks/RESULTS.md), so long batches are cut into invocations of this many windows.
+# Peak memory grows by about 22 MiB per window in one invocation while throughput is the same from one
+# window up (benchmarks/RESULTS.md), so long batches are cut into invocations of this many windows.
 MAX_WINDOWS_PER_INVOKE = 16
 
 

@@ -13,7 +13,7 @@ OUT    ?= runs/demo
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -e ".[notebooks,dev]"
+	$(PY) -m pip install --quiet -e ".[notebooks,dev,birdnet]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -321,25 +321,44 @@ def data_check_paper(
 
 @models_app.command("list")
 def models_list() -> None:
-    """List encoder architectures and their size presets (with parameter counts)."""
+    """List encoder architectures and their size presets (with parameter counts), and the released models
+    avexlab runs frozen (with their licence)."""
     import polars as pl
 
+    from avexlab.errors import MissingDependencyError
     from avexlab.models import build_encoder, list_encoders
+    from avexlab.models.registry import encoder_class
 
     rows = []
     for name, sizes in list_encoders().items():
+        released = not encoder_class(name).trainable
         for size in sizes:
+            row = {"encoder": name, "size": size, "parameters": "(not built here)", "weights": "random init"}
             if size == "base" and name != "logmel":
-                rows.append({"encoder": name, "size": size, "parameters": "(not built here)"})
+                rows.append(row)
                 continue
-            enc = build_encoder(name, size=size)
-            rows.append({"encoder": name, "size": size, "parameters": f"{enc.num_parameters():,}"})
+            try:
+                enc = build_encoder(name, size=size)
+            except MissingDependencyError as err:
+                rows.append({**row, "parameters": "(not installed)", "weights": str(err)})
+                continue
+            row["parameters"] = f"{enc.num_parameters():,}"
+            if enc.num_parameters() == 0:
+                row["weights"] = "none (not learned)"
+            elif released:
+                row["weights"] = f"{enc.checkpoint_id()}, frozen, licence {enc.metadata['license']}"
+            rows.append(row)
     print_table(pl.DataFrame(rows))
 
 
 @app.command()
 def embed(
-    encoder: Annotated[str, typer.Option(help="A checkpoint path, or NAME:SIZE for a random-init encoder.")],
+    encoder: Annotated[
+        str,
+        typer.Option(
+            help="A checkpoint path, NAME:SIZE for a random-init encoder, or birdnet (released model)."
+        ),
+    ],
     manifest: Annotated[Path, typer.Option(help="Manifest of the clips to embed.")],
     out: Annotated[Path, typer.Option(help="Output .parquet (clip_id + embedding) or .npz.")],
     root: Annotated[Path | None, typer.Option(help="Data root of the manifest.")] = None,
@@ -368,7 +387,10 @@ def embed(
 @app.command()
 def evaluate(
     encoder: Annotated[
-        str, typer.Option(help="A checkpoint path, NAME:SIZE (random init), or embeddings file.")
+        str,
+        typer.Option(
+            help="A checkpoint path, NAME:SIZE (random init), birdnet (released model) or embeddings file."
+        ),
     ],
     suite: Annotated[
         str | None, typer.Option(help="A suite of --world, e.g. syn-beans-clf, or 'all'.")

@@ -40,6 +40,10 @@ class EvaluationError(AvexlabError, ValueError):
     """An evaluation cannot run on the given inputs (label spaces differ, missing suite, ...)."""
 
 
+class MissingDependencyError(AvexlabError, ImportError):
+    """An optional dependency (an extra of the package) is not installed; says which command installs it."""
+
+
 def expected_found(what: str, expected: str, found: str, todo: str) -> str:
     """Format the house error message: what, expected, found, what to do."""
     return f"{what}: expected {expected}, found {found}. {todo}"

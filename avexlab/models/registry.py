@@ -48,7 +48,7 @@ def register_encoder(
     return deco
 
 
-ARCHITECTURE_MODULES: tuple[str, ...] = ("efficientnet", "logmel", "beats", "eat")
+ARCHITECTURE_MODULES: tuple[str, ...] = ("efficientnet", "logmel", "beats", "eat", "birdnet")
 
 
 def _ensure_loaded() -> None:
@@ -129,10 +129,14 @@ def encoder_class(name: str) -> type[Encoder]:
     return _REGISTRY[name]
 
 
-def preset_config(name: str, size: str = "tiny", **overrides: Any) -> dict[str, Any]:
-    """The keyword config of ``name`` at ``size`` with ``overrides`` applied (unknown keys are errors)."""
+def preset_config(name: str, size: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The keyword config of ``name`` at ``size`` with ``overrides`` applied (unknown keys are errors).
+    ``size=None`` is the architecture's first preset: ``tiny`` for the trainable ones, the released
+    version for a released model (``birdnet``: ``v2.4``)."""
     cls = encoder_class(name)
     presets = _PRESETS[name]
+    if size is None:
+        size = next(iter(presets))
     if size not in presets:
         raise ConfigError(f"unknown size {size!r} for encoder {name!r}: expected one of {list(presets)}.")
     cfg = dict(presets[size])
@@ -146,7 +150,8 @@ def preset_config(name: str, size: str = "tiny", **overrides: Any) -> dict[str, 
     return cfg
 
 
-def build_encoder(name: str, size: str = "tiny", **overrides: Any) -> Encoder:
-    """Build a randomly initialised encoder, e.g. ``build_encoder("beats", size="tiny")``."""
+def build_encoder(name: str, size: str | None = None, **overrides: Any) -> Encoder:
+    """Build an encoder: a randomly initialised architecture, e.g. ``build_encoder("beats", size="tiny")``
+    (``size=None``: ``tiny``), or a released model with its weights, e.g. ``build_encoder("birdnet")``."""
     cfg = preset_config(name, size, **overrides)
     return encoder_class(name)(**cfg)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from avexlab.augment import Augmenter
 from avexlab.config import RunConfig, config_hash, save_config
-from avexlab.errors import CheckpointError, ConfigError, TrainingDivergedError
+from avexlab.errors import CheckpointError, ConfigError, TrainingDivergedError, expected_found
 from avexlab.fsutil import atomic_write
 from avexlab.train.checkpoint import latest_checkpoint, read_checkpoint, write_checkpoint
 from avexlab.train.data import TrainData, build_train_data, multi_hot
@@ -116,6 +116,26 @@ def _param_groups(module: TrainModule, weight_decay: float) -> list[dict[str, An
         groups.append({"params": decay, "weight_decay": weight_decay, "part": part})
         groups.append({"params": no_decay, "weight_decay": 0.0, "part": part})
     return [g for g in groups if g["params"]]
+
+
+def _check_trainable(model: str | nn.Module) -> None:
+    """Refuse a released model that avexlab runs frozen (``Encoder.trainable`` False, e.g. BirdNET through
+    LiteRT): it has no torch parameters, so training would silently do nothing."""
+    from avexlab.models.registry import encoder_class, list_encoders
+
+    cls = encoder_class(model) if isinstance(model, str) else type(model)
+    if getattr(cls, "trainable", True):
+        return
+    name = getattr(cls, "name", cls.__name__)
+    trainable = [n for n in list_encoders() if encoder_class(n).trainable]
+    raise ConfigError(
+        expected_found(
+            "model.name",
+            f"a trainable architecture ({', '.join(trainable)})",
+            f"{name!r}, a released model that avexlab runs frozen (no torch parameters to train)",
+            f"Evaluate it instead (`avexlab evaluate --encoder {name} ...`), or train a probe on its embeddings.",
+        )
+    )
 
 
 def _build_encoder(cfg: RunConfig) -> nn.Module:
@@ -222,6 +242,7 @@ def _train(
     use_bf16 = cfg.runtime.precision == "bf16" or (cfg.runtime.precision == "auto" and device.type == "cuda")
 
     # ---- checks and setup (no training work before this block has passed) ----
+    _check_trainable(cfg.model.name if encoder is None else encoder)
     ckpt = _check_resume(run_dir, chash)
     if encoder is not None:
         _check_rate(encoder, cfg)

@@ -28,7 +28,8 @@ def clustering_scores(
     n_init: int = 10,
     algorithm: Literal["kmeans", "minibatch"] = "kmeans",
     max_iter: int = 300,
-) -> dict[str, float]:
+    assignments: bool = False,
+) -> dict[str, Any]:
     """k-means with K = number of distinct labels, scored against the labels.
 
     Args:
@@ -39,9 +40,11 @@ def clustering_scores(
         algorithm: ``"kmeans"`` (scikit-learn ``KMeans``, Lloyd; the paper's) or ``"minibatch"``
             (``MiniBatchKMeans``, batch 4096; an approximation, opt-in only).
         max_iter: iteration cap per restart (scikit-learn's default 300).
+        assignments: also return ``"labels"`` (``[N]`` int64 class codes) and ``"clusters"`` (``[N]`` int64
+            cluster of each clip), for bootstrap intervals.
 
     Returns:
-        ``{"nmi": float, "ari": float, "v_measure": float, "k": int}``.
+        ``{"nmi": float, "ari": float, "v_measure": float, "k": int}`` (+ the assignments).
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
@@ -89,9 +92,12 @@ def clustering_scores(
             expected_found("algorithm", "'kmeans' or 'minibatch'", repr(algorithm), "Pick one of them.")
         )
     pred = model.fit_predict(x)
-    return {
+    out: dict[str, Any] = {
         "nmi": float(normalized_mutual_info_score(codes, pred)),
         "ari": float(adjusted_rand_score(codes, pred)),
         "v_measure": float(v_measure_score(codes, pred)),
         "k": k,
     }
+    if assignments:
+        out.update(labels=codes.astype(np.int64), clusters=np.asarray(pred, dtype=np.int64))
+    return out

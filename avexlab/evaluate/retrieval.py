@@ -303,7 +303,8 @@ def retrieval_scores(
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
     groups: ArrayLike | Sequence[Any] | None = None,
-) -> dict[str, float]:
+    per_query: bool = False,
+) -> dict[str, Any]:
     """Retrieval ROC AUC, precision@1 and the number of queries they average over.
 
     Args:
@@ -320,9 +321,13 @@ def retrieval_scores(
             query's own group are left out of its ranking, neither positive nor negative, so a query
             cannot score by finding its own recording. Default: only the query itself is left out.
 
+        per_query: also return each query's outcome (for bootstrap intervals over queries).
+
     Returns:
         ``{"roc_auc": float, "precision_at_1": float, "n_queries": int}``; ``roc_auc`` and
-        ``precision_at_1`` are ``nan`` when no query has both a positive and a negative.
+        ``precision_at_1`` are ``nan`` when no query has both a positive and a negative. With
+        ``per_query``, also ``"query_roc_auc"`` and ``"query_hit"``: float64 ``[Q]`` in query order, ``nan``
+        for a query without both a positive and a negative (not counted in the means).
     """
     x = torch.as_tensor(embeddings)
     if x.ndim != 2 or x.shape[0] < 2:
@@ -393,6 +398,8 @@ def retrieval_scores(
     if chunk_size is None:
         budget = _BLOCK_ELEMENTS_CUDA if dev.type == "cuda" else _BLOCK_ELEMENTS_CPU
         chunk_size = max(1, min(4096, budget // g))
+    per_auc: list[np.ndarray] = []
+    per_hit: list[np.ndarray] = []
     auc_sum = torch.zeros((), dtype=torch.float64, device=dev)
     p1_sum = torch.zeros((), dtype=torch.float64, device=dev)
     n_valid = torch.zeros((), dtype=torch.int64, device=dev)
@@ -429,14 +436,20 @@ def retrieval_scores(
         auc_sum += auc.sum()
         p1_sum += (hit & ok).sum().to(torch.float64)
         n_valid += ok.sum()
+        if per_query:
+            nan = torch.full_like(auc, float("nan"))
+            per_auc.append(torch.where(ok, auc, nan).cpu().numpy())
+            per_hit.append(torch.where(ok, hit.to(torch.float64), nan).cpu().numpy())
     nq = int(n_valid.item())
-    if nq == 0:
-        return {"roc_auc": float("nan"), "precision_at_1": float("nan"), "n_queries": 0}
-    return {
-        "roc_auc": float(auc_sum.item() / nq),
-        "precision_at_1": float(p1_sum.item() / nq),
+    out: dict[str, Any] = {
+        "roc_auc": float(auc_sum.item() / nq) if nq else float("nan"),
+        "precision_at_1": float(p1_sum.item() / nq) if nq else float("nan"),
         "n_queries": nq,
     }
+    if per_query:
+        out["query_roc_auc"] = np.concatenate(per_auc) if per_auc else np.zeros(0)
+        out["query_hit"] = np.concatenate(per_hit) if per_hit else np.zeros(0)
+    return out
 
 
 def retrieval_roc_auc(

@@ -48,6 +48,7 @@ from .metrics import (
 from .probe import LinearProbe, MLPProbe
 from .retrieval import retrieval_scores
 from .spec import PROBE_RECIPES, EvalSpec
+from .stats import item_rows
 from .tables import RESULT_SCHEMA
 
 __all__ = ["evaluate_embeddings", "evaluate_suite", "stratified_subsample"]
@@ -132,10 +133,15 @@ def evaluate_embeddings(
     task_family: str,
     multi_label: bool,
     spec: EvalSpec | None = None,
+    items: list[pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Evaluate the embeddings of one dataset (all splits in ``emb.manifest``), every layer they hold;
     see the module docstring. Returns rows of :data:`~avexlab.evaluate.tables.RESULT_SCHEMA`; the probe
-    and clustering give one set of rows per seed of ``spec.probe_seeds``."""
+    and clustering give one set of rows per seed of ``spec.probe_seeds``.
+
+    ``items``: when a list is given, the per-item outcomes behind the metrics that
+    :mod:`avexlab.evaluate.stats` resamples (:data:`~avexlab.evaluate.stats.ITEM_METRICS`) are appended to
+    it as :data:`~avexlab.evaluate.stats.ITEM_SCHEMA` frames (``train_seed`` null: the caller knows it)."""
     spec = spec or EvalSpec()
     if emb.manifest is None:
         raise EvaluationError(
@@ -163,6 +169,14 @@ def evaluate_embeddings(
         "domain": _domain(test_df),
     }
 
+    def keep(layer: int, seed: int | None, method: str, metric: str, **arrays: Any) -> None:
+        if items is not None:
+            items.append(
+                item_rows(
+                    {**base, "layer": layer, "probe_seed": seed, "train_seed": None}, method, metric, **arrays
+                )
+            )
+
     def add(layer: int, seed: int, method: str, metric: str, value: float, n: int) -> None:
         rows.append(
             {
@@ -189,39 +203,48 @@ def evaluate_embeddings(
                     )
                 )
             for seed in spec.probe_seeds:
-                _probe(x, df, label_lists, (tr, va, te), multi_label, spec, seed, dataset, layer, add)
+                _probe(x, df, label_lists, (tr, va, te), multi_label, spec, seed, dataset, layer, add, keep)
         if "retrieval" in methods:
+            per_query = items is not None
             if task_family == "individual_id":
                 sel = te | tr
                 res = retrieval_scores(
-                    x[sel], [label_lists[i] for i in np.flatnonzero(sel)], queries=te[sel], device=spec.device
+                    x[sel],
+                    [label_lists[i] for i in np.flatnonzero(sel)],
+                    queries=te[sel],
+                    device=spec.device,
+                    per_query=per_query,
                 )
             else:
-                res = retrieval_scores(x[te], test_df["labels"].to_list(), device=spec.device)
+                res = retrieval_scores(
+                    x[te], test_df["labels"].to_list(), device=spec.device, per_query=per_query
+                )
             if res["n_queries"]:
                 add(layer, spec.seed, "retrieval", "roc_auc", res["roc_auc"], res["n_queries"])
                 add(layer, spec.seed, "retrieval", "precision_at_1", res["precision_at_1"], res["n_queries"])
+                keep(layer, None, "retrieval", "roc_auc", value=res.get("query_roc_auc"))
+                keep(layer, None, "retrieval", "precision_at_1", value=res.get("query_hit"))
             if task_family != "individual_id":
                 fair = retrieval_scores(
-                    x[te], test_df["labels"].to_list(), groups=test_df["path"].to_list(), device=spec.device
+                    x[te],
+                    test_df["labels"].to_list(),
+                    groups=test_df["path"].to_list(),
+                    device=spec.device,
+                    per_query=per_query,
                 )
                 if fair["n_queries"]:
-                    for metric in ("roc_auc", "precision_at_1"):
-                        add(
-                            layer,
-                            spec.seed,
-                            "retrieval",
-                            f"{metric}_cross_recording",
-                            fair[metric],
-                            fair["n_queries"],
-                        )
+                    for metric, per in (("roc_auc", "query_roc_auc"), ("precision_at_1", "query_hit")):
+                        name = f"{metric}_cross_recording"
+                        add(layer, spec.seed, "retrieval", name, fair[metric], fair["n_queries"])
+                        keep(layer, None, "retrieval", name, value=fair.get(per))
         if "clustering" in methods and not multi_label:
             y_test = _single_labels(test_df, f"dataset {dataset!r} test")
             if len(set(y_test.tolist())) >= 2:
                 for seed in spec.probe_seeds:
-                    cl = clustering_scores(x[te], y_test, seed=seed)
+                    cl = clustering_scores(x[te], y_test, seed=seed, assignments=True)
                     for metric in ("nmi", "ari", "v_measure"):
                         add(layer, seed, "clustering", metric, cl[metric], int(te.sum()))
+                    keep(layer, seed, "clustering", "nmi", label=cl["labels"], cluster=cl["clusters"])
     return pl.DataFrame(rows, schema=RESULT_SCHEMA)
 
 
@@ -236,8 +259,10 @@ def _probe(
     dataset: str,
     layer: int,
     add: Any,
+    keep: Any,
 ) -> None:
-    """Fit one probe (seed ``seed``) on train, best epoch on val, and add its test metrics."""
+    """Fit one probe (seed ``seed``) on train, best epoch on val, and add its test metrics (and, through
+    ``keep``, the per-item outcomes of accuracy and mAP)."""
     tr, va, te = splits
     kw: dict[str, Any] = dict(
         epochs=spec.probe_epochs, random_state=seed, device=spec.device, **PROBE_RECIPES[spec.probe_recipe]
@@ -254,6 +279,7 @@ def _probe(
         model = cls(**kw, multi_label=True).fit(x[tr], mh[tr], x[va], mh[va])
         scores = model.decision_function(x[te])
         add(layer, seed, "probe", "map", mean_average_precision(scores, mh[te].astype(bool)), n)
+        keep(layer, seed, "probe", "map", scores=scores.astype(np.float32), targets=mh[te].astype(bool))
         if mh[te].any():
             add(layer, seed, "probe", "map_present", mean_average_precision_present(scores, mh[te]), n)
         return
@@ -263,6 +289,7 @@ def _probe(
     scores = model.decision_function(x[te])
     pred = scores.argmax(axis=1)
     add(layer, seed, "probe", "accuracy", accuracy(y_te, pred), n)
+    keep(layer, seed, "probe", "accuracy", value=(pred == y_te).astype(np.float64))
     add(layer, seed, "probe", "balanced_accuracy", balanced_accuracy(y_te, pred), n)
     add(layer, seed, "probe", "macro_f1", macro_f1(y_te, pred), n)
     add(layer, seed, "probe", "map", mean_average_precision(scores, y_te), n)
@@ -274,6 +301,7 @@ def evaluate_suite(
     spec: EvalSpec | None = None,
     *,
     encoder_name: str | None = None,
+    items: list[pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Evaluate an encoder or precomputed embeddings on every dataset of ``suite``.
 
@@ -286,6 +314,7 @@ def evaluate_suite(
         spec: how to evaluate (:class:`~avexlab.evaluate.spec.EvalSpec`; default: the paper's methods,
             the standardized probe recipe, probe seed 42, the last layer).
         encoder_name: the ``encoder`` column (default: the architecture name or the file's stem).
+        items: a list that collects the per-item outcomes (:func:`evaluate_embeddings`).
 
     Returns:
         The tidy results table (:data:`~avexlab.evaluate.tables.RESULT_SCHEMA`).
@@ -335,6 +364,7 @@ def evaluate_suite(
                 task_family=suite.task_family,
                 multi_label=suite.multi_label,
                 spec=spec,
+                items=items,
             )
         )
     return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)

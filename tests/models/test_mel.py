@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 import torchaudio
+from tolerance import assert_close_f32, f32_tol, log_mel_tol
 
 from avexlab.audio.mel import MelFrontend, log_mel_statistics
 from avexlab.errors import AudioError, ConfigError
@@ -30,8 +32,9 @@ def _chirps(tmp_path, sample_rate: int, seconds: list[float], seed: int = 0) -> 
     return clips
 
 
-def _reference(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """The reference recipe written out with torch/torchaudio primitives (PAPER.md)."""
+def _reference(wave: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference recipe written out with torch/torchaudio primitives (PAPER.md): ``log(mel + 1e-6)``
+    and its per-clip min-max, both ``[B, 128, F]``."""
     n_fft, hop = sample_rate // 20, sample_rate // 100
     spec = (
         torch.stft(
@@ -46,10 +49,46 @@ def _reference(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
         .abs()
         .pow(2)
     )
-    mel = torchaudio.transforms.MelScale(n_mels=128, sample_rate=sample_rate, n_stft=n_fft // 2 + 1)(spec)
-    x = torch.log(mel + 1e-6)
+    scale = torchaudio.transforms.MelScale(n_mels=128, sample_rate=sample_rate, n_stft=n_fft // 2 + 1)
+    # Both sides build the filters with torchaudio's melscale_fbanks: identical weights, no weight error.
+    assert torch.equal(scale.fb, MelFrontend(sample_rate).mel_fbank)
+    x = torch.log(scale(spec) + 1e-6)
     lo, hi = x.amin(dim=(-2, -1), keepdim=True), x.amax(dim=(-2, -1), keepdim=True)
-    return (x - lo) / (hi - lo + 1e-8)
+    return x, (x - lo) / (hi - lo + 1e-8)
+
+
+def _log_mel_tol(wave: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Rounding tolerance ``[128, F]`` on ``log(mel + 1e-6)`` of one clip ``wave [T]`` (``log_mel_tol``): frames
+    of the reflect-padded clip enter the FFT under a Hann window <= 1, so their norm bounds the FFT input;
+    the filter weights are identical on both sides (``_reference`` checks it)."""
+    n_fft, hop = sample_rate // 20, sample_rate // 100
+    padded = F.pad(wave.double()[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
+    norms = padded.unfold(0, n_fft, hop).norm(dim=-1)
+    return log_mel_tol(log_mel.T, norms, n_fft=n_fft, weight_error=0.0, offset=1e-6).T
+
+
+def _near(x: torch.Tensor, tol: torch.Tensor, largest: bool) -> float:
+    """Bound on how far the min (max) of ``x`` can move when every element moves by its ``tol``: the largest
+    ``tol`` among the elements that could become the extreme."""
+    edge = x.max() if largest else x.min()
+    cand = (
+        (x + tol >= edge - tol.flatten()[x.argmax()])
+        if largest
+        else (x - tol <= edge + tol.flatten()[x.argmin()])
+    )
+    return float(tol[cand].max())
+
+
+def _min_max_tol(x: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+    """Rounding tolerance on ``y = (x - lo) / (hi - lo + 1e-8)`` given ``tol`` on ``x``: ``dy <= (dx + dlo
+    + y (dhi + dlo)) / (hi - lo)`` plus the formula's 4 roundings of ``y``. ``dlo`` is large when the clip's
+    minimum sits on the spectrum's noise floor (ill-conditioned), so this bound is loose; the log-mel itself
+    is compared element by element first."""
+    x = x.double()
+    d_lo, d_hi = _near(x, tol, largest=False), _near(x, tol, largest=True)
+    span = float(x.max() - x.min())
+    y = (x - x.min()) / (span + 1e-8)
+    return (tol + d_lo + y * (d_hi + d_lo)) / span + f32_tol(y, ops=4)
 
 
 @pytest.mark.parametrize("sample_rate", [16000, 32000, 48000])
@@ -61,7 +100,12 @@ def test_matches_reference_recipe(tmp_path, sample_rate):
     assert mask is None
     assert out.shape == (2, 128, wave.shape[1] // (sample_rate // 100) + 1)
     assert front.n_fft == sample_rate // 20 and front.hop_length == sample_rate // 100
-    torch.testing.assert_close(out, _reference(wave, sample_rate), atol=1e-5, rtol=0)
+    ref_log, ref_out = _reference(wave, sample_rate)
+    log_mel, _ = front.log_mel(wave)
+    for b in range(2):
+        tol = _log_mel_tol(wave[b], ref_log[b], sample_rate)
+        assert_close_f32(log_mel[b], ref_log[b], tol, what=f"clip {b} log-mel")
+        assert_close_f32(out[b], ref_out[b], _min_max_tol(ref_log[b], tol), what=f"clip {b} min-max")
     assert float(out.min()) == 0.0 and 0.999 < float(out.max()) <= 1.0
 
 
@@ -77,15 +121,36 @@ def test_padded_clip_equals_clip_alone(tmp_path):
         mask[i, : c.numel()] = False
     front = MelFrontend(sr)
     batch, frame_mask = front(wave, mask)
+    batch_log, _ = front.log_mel(wave, mask)
     for i, c in enumerate(clips):
         alone, _ = front(c[None])
+        alone_log, _ = front.log_mel(c[None])
         n = alone.shape[-1]
         assert n == c.numel() // 160 + 1
         assert not frame_mask[i, :n].any() and frame_mask[i, n:].all()
-        torch.testing.assert_close(batch[i, :, :n], alone[0], atol=1e-6, rtol=0)
+        # The same frames (reflected at the clip's own end) through an FFT of another batch shape.
+        tol = _log_mel_tol(c, alone_log[0], sr)
+        assert_close_f32(batch_log[i, :, :n], alone_log[0], tol, what=f"clip {i} log-mel, padded vs alone")
+        assert_close_f32(batch[i, :, :n], alone[0], _min_max_tol(alone_log[0], tol), what=f"clip {i} min-max")
         assert torch.count_nonzero(batch[i, :, n:]) == 0
     # the unpadded clip gives the same result with or without an all-False mask
-    torch.testing.assert_close(batch[1], front(wave[1:2])[0][0], atol=1e-6, rtol=0)
+    tol = _min_max_tol(
+        front.log_mel(wave[1:2])[0][0], _log_mel_tol(wave[1], front.log_mel(wave[1:2])[0][0], sr)
+    )
+    assert_close_f32(batch[1], front(wave[1:2])[0][0], tol, what="unpadded clip, mask vs none")
+
+
+def _stats_tol(x: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+    """Tolerance ``[2 M]`` on per-bin mean and population std over the frames of ``x [M, F]``, given ``tol``
+    on ``x``. Moving every element by at most its ``tol`` moves the mean by at most ``mean(tol)`` and the std
+    by at most ``max(tol)`` (the std is 1-Lipschitz in the largest change); each side's own rounding: the
+    mean's ``F``-term sum and division, relative to ``mean |x|``, and the variance's ``F``-term sum of
+    squares (relative; the square root halves it, kept whole here)."""
+    x = x.double()
+    frames = x.shape[-1]
+    mean_tol = tol.mean(-1) + f32_tol(x.abs().mean(-1), ops=frames + 1)
+    std_tol = tol.amax(-1) + f32_tol(x.std(-1, correction=0), ops=frames + 3)
+    return torch.cat([mean_tol, std_tol])
 
 
 def test_statistics_ignore_padding_and_match_definition(tmp_path):
@@ -97,15 +162,29 @@ def test_statistics_ignore_padding_and_match_definition(tmp_path):
         wave[i, : c.numel()] = c
         mask[i, : c.numel()] = False
     stats = log_mel_statistics(wave, sr, mask)
+    louder = log_mel_statistics(wave * 2.0, sr, mask)
     assert stats.shape == (2, 256)
     for i, c in enumerate(clips):
         logmel, _ = MelFrontend(sr).log_mel(c[None])
         expected = torch.cat([logmel.mean(-1), logmel.std(-1, correction=0)], dim=-1)[0]
-        torch.testing.assert_close(stats[i], expected, atol=1e-4, rtol=1e-5)
-        torch.testing.assert_close(log_mel_statistics(c[None], sr)[0], expected, atol=1e-4, rtol=1e-5)
-    # louder audio moves the means by log(gain^2) exactly (power spectrum), std unchanged
-    louder = log_mel_statistics(wave * 2.0, sr, mask)
-    assert torch.allclose(louder[:, :128] - stats[:, :128], torch.full((2, 128), np.log(4.0)), atol=1e-2)
+        tol_x = _log_mel_tol(c, logmel[0], sr)
+        tol = _stats_tol(logmel[0], tol_x)
+        assert_close_f32(stats[i], expected, tol, what=f"clip {i} statistics, padded batch")
+        assert_close_f32(
+            log_mel_statistics(c[None], sr)[0], expected, tol, what=f"clip {i} statistics, alone"
+        )
+        # Twice the amplitude is four times the power in every bin: log(4 m + 1e-6) - log(m + 1e-6) per
+        # frame, log(4) where m >> 1e-6. The expected shift of the means is computed from this clip's own
+        # mel powers m; its error is at most 3 x tol_x per frame (the slope of that difference in log m).
+        m = (logmel[0].double().exp() - 1e-6).clamp_min(0.0)
+        shift = (torch.log(4 * m + 1e-6) - torch.log(m + 1e-6)).mean(-1)
+        loud_log, _ = MelFrontend(sr).log_mel(2.0 * c[None])
+        tol_shift = (
+            _stats_tol(loud_log[0], _log_mel_tol(2.0 * c, loud_log[0], sr))[:128]
+            + tol[:128]
+            + 3 * tol_x.mean(-1)
+        )
+        assert_close_f32(louder[i, :128] - stats[i, :128], shift, tol_shift, what=f"clip {i} mean shift x2")
 
 
 def test_no_state_dict_entries_and_float32_under_low_precision():
@@ -117,7 +196,7 @@ def test_no_state_dict_entries_and_float32_under_low_precision():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out2, _ = front(wave)
     assert out2.dtype == torch.float32
-    torch.testing.assert_close(out, out2)
+    assert torch.equal(out, out2)  # autocast is off inside: the very same float32 computation
 
 
 def test_errors_name_the_problem():

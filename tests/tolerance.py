@@ -100,6 +100,17 @@ def f32_tol(
     return (sides * k * unit_roundoff(dtype) * s).expand_as(ref).clone()
 
 
+def f64_tol(
+    reference: Tensor | np.ndarray | float,
+    *,
+    ops: float,
+    scale: Tensor | np.ndarray | float | None = None,
+    sides: int = 2,
+) -> Tensor:
+    """:func:`f32_tol` for values computed in float64 (metrics, statistics): ``u = 2**-53``."""
+    return f32_tol(reference, ops=ops, scale=scale, sides=sides, dtype=torch.float64)
+
+
 def row_scale(reference: Tensor, dim: int = -1) -> Tensor:
     """The largest ``|value|`` along ``dim`` (kept as a size-1 axis): the scale of a layer's output vector."""
     return reference.detach().abs().amax(dim=dim, keepdim=True)
@@ -342,6 +353,33 @@ def module_ops(model: torch.nn.Module) -> int:
 
 
 # --- this project's encoders ---------------------------------------------------------------------------
+
+
+def mel_frontend_log_tol(wave: Tensor, log_mel: Tensor, sample_rate: int) -> Tensor:
+    """Rounding tolerance ``[M, F]`` on :class:`avexlab.audio.mel.MelFrontend`'s ``log(mel + 1e-6)`` of one clip
+    ``wave [T]`` (:func:`log_mel_tol`): frames of the reflect-padded clip (50 ms windows every 10 ms) enter
+    the FFT under a Hann window <= 1, so their norm bounds the FFT input. Both sides build the filters with
+    torchaudio's ``melscale_fbanks``: identical weights, no weight error (tests/models/test_mel.py checks
+    that against torchaudio's ``MelScale``)."""
+    n_fft, hop = sample_rate // 20, sample_rate // 100
+    padded = torch.nn.functional.pad(wave.double()[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[
+        0, 0
+    ]
+    norms = padded.unfold(0, n_fft, hop).norm(dim=-1)
+    return log_mel_tol(log_mel.T, norms, n_fft=n_fft, weight_error=0.0, offset=1e-6).T
+
+
+def statistics_tol(x: Tensor, tol: Tensor) -> Tensor:
+    """Tolerance ``[2 M]`` on per-bin mean and population std over the frames of ``x [M, F]``, given ``tol``
+    on ``x``. Moving every element by at most its ``tol`` moves the mean by at most ``mean(tol)`` and the std
+    by at most ``max(tol)`` (the std is 1-Lipschitz in the largest change); each side's own rounding: the
+    mean's ``F``-term sum and division, relative to ``mean |x|``, and the variance's ``F``-term sum of
+    squares (relative; the square root halves it, kept whole here)."""
+    x = x.double()
+    frames = x.shape[-1]
+    mean_tol = tol.mean(-1) + f32_tol(x.abs().mean(-1), ops=frames + 1)
+    std_tol = tol.amax(-1) + f32_tol(x.std(-1, correction=0), ops=frames + 3)
+    return torch.cat([mean_tol, std_tol])
 
 
 def kaldi_frontend_ops(win: int, n_fft: int) -> int:

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 import torchaudio
-from tolerance import assert_close_f32, f32_tol, log_mel_tol
+from tolerance import assert_close_f32, f32_tol, mel_frontend_log_tol, statistics_tol
 
 from avexlab.audio.mel import MelFrontend, log_mel_statistics
 from avexlab.errors import AudioError, ConfigError
@@ -57,16 +56,6 @@ def _reference(wave: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, torc
     return x, (x - lo) / (hi - lo + 1e-8)
 
 
-def _log_mel_tol(wave: torch.Tensor, log_mel: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Rounding tolerance ``[128, F]`` on ``log(mel + 1e-6)`` of one clip ``wave [T]`` (``log_mel_tol``): frames
-    of the reflect-padded clip enter the FFT under a Hann window <= 1, so their norm bounds the FFT input;
-    the filter weights are identical on both sides (``_reference`` checks it)."""
-    n_fft, hop = sample_rate // 20, sample_rate // 100
-    padded = F.pad(wave.double()[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
-    norms = padded.unfold(0, n_fft, hop).norm(dim=-1)
-    return log_mel_tol(log_mel.T, norms, n_fft=n_fft, weight_error=0.0, offset=1e-6).T
-
-
 def _near(x: torch.Tensor, tol: torch.Tensor, largest: bool) -> float:
     """Bound on how far the min (max) of ``x`` can move when every element moves by its ``tol``: the largest
     ``tol`` among the elements that could become the extreme."""
@@ -103,7 +92,7 @@ def test_matches_reference_recipe(tmp_path, sample_rate):
     ref_log, ref_out = _reference(wave, sample_rate)
     log_mel, _ = front.log_mel(wave)
     for b in range(2):
-        tol = _log_mel_tol(wave[b], ref_log[b], sample_rate)
+        tol = mel_frontend_log_tol(wave[b], ref_log[b], sample_rate)
         assert_close_f32(log_mel[b], ref_log[b], tol, what=f"clip {b} log-mel")
         assert_close_f32(out[b], ref_out[b], _min_max_tol(ref_log[b], tol), what=f"clip {b} min-max")
     assert float(out.min()) == 0.0 and 0.999 < float(out.max()) <= 1.0
@@ -129,28 +118,15 @@ def test_padded_clip_equals_clip_alone(tmp_path):
         assert n == c.numel() // 160 + 1
         assert not frame_mask[i, :n].any() and frame_mask[i, n:].all()
         # The same frames (reflected at the clip's own end) through an FFT of another batch shape.
-        tol = _log_mel_tol(c, alone_log[0], sr)
+        tol = mel_frontend_log_tol(c, alone_log[0], sr)
         assert_close_f32(batch_log[i, :, :n], alone_log[0], tol, what=f"clip {i} log-mel, padded vs alone")
         assert_close_f32(batch[i, :, :n], alone[0], _min_max_tol(alone_log[0], tol), what=f"clip {i} min-max")
         assert torch.count_nonzero(batch[i, :, n:]) == 0
     # the unpadded clip gives the same result with or without an all-False mask
     tol = _min_max_tol(
-        front.log_mel(wave[1:2])[0][0], _log_mel_tol(wave[1], front.log_mel(wave[1:2])[0][0], sr)
+        front.log_mel(wave[1:2])[0][0], mel_frontend_log_tol(wave[1], front.log_mel(wave[1:2])[0][0], sr)
     )
     assert_close_f32(batch[1], front(wave[1:2])[0][0], tol, what="unpadded clip, mask vs none")
-
-
-def _stats_tol(x: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
-    """Tolerance ``[2 M]`` on per-bin mean and population std over the frames of ``x [M, F]``, given ``tol``
-    on ``x``. Moving every element by at most its ``tol`` moves the mean by at most ``mean(tol)`` and the std
-    by at most ``max(tol)`` (the std is 1-Lipschitz in the largest change); each side's own rounding: the
-    mean's ``F``-term sum and division, relative to ``mean |x|``, and the variance's ``F``-term sum of
-    squares (relative; the square root halves it, kept whole here)."""
-    x = x.double()
-    frames = x.shape[-1]
-    mean_tol = tol.mean(-1) + f32_tol(x.abs().mean(-1), ops=frames + 1)
-    std_tol = tol.amax(-1) + f32_tol(x.std(-1, correction=0), ops=frames + 3)
-    return torch.cat([mean_tol, std_tol])
 
 
 def test_statistics_ignore_padding_and_match_definition(tmp_path):
@@ -167,8 +143,8 @@ def test_statistics_ignore_padding_and_match_definition(tmp_path):
     for i, c in enumerate(clips):
         logmel, _ = MelFrontend(sr).log_mel(c[None])
         expected = torch.cat([logmel.mean(-1), logmel.std(-1, correction=0)], dim=-1)[0]
-        tol_x = _log_mel_tol(c, logmel[0], sr)
-        tol = _stats_tol(logmel[0], tol_x)
+        tol_x = mel_frontend_log_tol(c, logmel[0], sr)
+        tol = statistics_tol(logmel[0], tol_x)
         assert_close_f32(stats[i], expected, tol, what=f"clip {i} statistics, padded batch")
         assert_close_f32(
             log_mel_statistics(c[None], sr)[0], expected, tol, what=f"clip {i} statistics, alone"
@@ -180,7 +156,7 @@ def test_statistics_ignore_padding_and_match_definition(tmp_path):
         shift = (torch.log(4 * m + 1e-6) - torch.log(m + 1e-6)).mean(-1)
         loud_log, _ = MelFrontend(sr).log_mel(2.0 * c[None])
         tol_shift = (
-            _stats_tol(loud_log[0], _log_mel_tol(2.0 * c, loud_log[0], sr))[:128]
+            statistics_tol(loud_log[0], mel_frontend_log_tol(2.0 * c, loud_log[0], sr))[:128]
             + tol[:128]
             + 3 * tol_x.mean(-1)
         )

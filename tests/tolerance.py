@@ -382,6 +382,92 @@ def statistics_tol(x: Tensor, tol: Tensor) -> Tensor:
     return torch.cat([mean_tol, std_tol])
 
 
+def _extreme_shift(x: Tensor, tol: Tensor, largest: bool) -> float:
+    """Bound on how far the min (max) of ``x`` can move when every element moves by its ``tol``: the largest
+    ``tol`` among the elements that could become the extreme."""
+    edge = x.max() if largest else x.min()
+    cand = (
+        (x + tol >= edge - tol.flatten()[x.argmax()])
+        if largest
+        else (x - tol <= edge + tol.flatten()[x.argmin()])
+    )
+    return float(tol[cand].max())
+
+
+def min_max_tol(x: Tensor, tol: Tensor) -> Tensor:
+    """Rounding tolerance on ``y = (x - lo) / (hi - lo + 1e-8)`` given ``tol`` on ``x``: ``dy <= (dx + dlo
+    + y (dhi + dlo)) / (hi - lo)`` plus the formula's 4 roundings of ``y``. ``dlo`` is large when the clip's
+    minimum sits on the spectrum's noise floor (ill-conditioned), so this bound is loose; the log-mel itself
+    is compared element by element first."""
+    x = x.double()
+    d_lo, d_hi = _extreme_shift(x, tol, largest=False), _extreme_shift(x, tol, largest=True)
+    span = float(x.max() - x.min())
+    y = (x - x.min()) / (span + 1e-8)
+    return (tol + d_lo + y * (d_hi + d_lo)) / span + f32_tol(y, ops=4)
+
+
+def nmi_tol(y: np.ndarray, value: float) -> float:
+    """float64 rounding bound on NMI / V-measure computed from a contingency table of ``k x k`` cells for
+    ``N`` clips: ``k^2`` terms ``p log(p / (p_i p_j))`` (about 5 roundings each) summed, each at most
+    ``3 log N`` in magnitude, then divided by an entropy ``H`` of the labels (``log k`` when balanced), plus
+    a few roundings of the value itself: ``f64_tol`` with scale ``3 log N / H + value``."""
+    _, counts = np.unique(y, return_counts=True)
+    p = counts / counts.sum()
+    h = float(-(p * np.log(p)).sum())
+    k = counts.size
+    return float(f64_tol(value, ops=5 * k * k + 10, scale=3 * np.log(y.size) / h + abs(value)))
+
+
+def _pairs(n: np.ndarray | float) -> np.ndarray | float:
+    return n * (n - 1) / 2
+
+
+def ari_tol(y: np.ndarray, pred: np.ndarray, value: float) -> float:
+    """float64 rounding bound on ARI ``(index - expected) / (max - expected)``: the pair counts are exact
+    integers; ``expected = a b / total`` and ``max = (a + b) / 2`` take a few roundings, which the two
+    differences turn into errors relative to ``(index + expected) / |max - expected|`` and ``|ARI| (max +
+    expected) / |max - expected|``."""
+    yc, pc = np.unique(y, return_inverse=True)[1], np.unique(pred, return_inverse=True)[1]
+    table = np.zeros((yc.max() + 1, pc.max() + 1))
+    np.add.at(table, (yc, pc), 1.0)
+    index, a, b = _pairs(table).sum(), _pairs(table.sum(1)).sum(), _pairs(table.sum(0)).sum()
+    expected, top = a * b / _pairs(y.size), (a + b) / 2
+    scale = (index + expected + abs(value) * (top + expected)) / abs(top - expected)
+    return float(f64_tol(value, ops=8, scale=scale))
+
+
+def ranking_tol(
+    sims: np.ndarray, positive: np.ndarray, valid: np.ndarray, cos_tol: float
+) -> tuple[float, float]:
+    """Tolerances ``(roc_auc, precision_at_1)`` on per-query retrieval scores averaged over the ``valid``
+    queries, from float64 similarities ``sims [Q, G]`` (``-inf`` = not ranked) and ``positive [Q, G]``.
+
+    Two implementations may order a (positive, negative) pair differently when their similarities lie within
+    ``2 cos_tol`` (each side's cosine is within ``cos_tol`` of the exact one): 1 of the query's ``P N``
+    pairs each; and the top-1 when the runner-up is that close (1 of the ``Q`` queries). Plus the float64
+    rounding of the averages: an AUC (a sum over at most ``G`` non-negative terms) and the mean over ``Q``.
+    """
+    flips, tops = [], []
+    for q in np.flatnonzero(valid):
+        s, p = sims[q], positive[q]
+        ranked = np.isfinite(s)
+        sp, sn = s[ranked & p], s[ranked & ~p]
+        flips.append(float((np.abs(sp[:, None] - sn[None, :]) <= 2 * cos_tol).mean()))
+        top = np.sort(s[ranked])[::-1]
+        tops.append(float(len(top) > 1 and top[0] - top[1] <= 2 * cos_tol))
+    nq = max(len(flips), 1)
+    g = sims.shape[1]
+    auc_tol = float(np.mean(flips or [0.0])) + float(f64_tol(1.0, ops=g + nq + 6))
+    p1_tol = float(np.mean(tops or [0.0])) + float(f64_tol(1.0, ops=nq + 1))
+    return auc_tol, p1_tol
+
+
+def cosine_tol(dim: int, dtype: torch.dtype | np.dtype | type = np.float64) -> float:
+    """Bound on one computed cosine of two ``dim``-vectors in ``dtype``: two ``dim``-term sums (the dot
+    product, a norm) and a few roundings to normalise, relative to 1 (``|a . b| <= |a| |b|``)."""
+    return float(f32_tol(1.0, ops=2 * dim + 4, sides=1, dtype=dtype))
+
+
 def kaldi_frontend_ops(win: int, n_fft: int) -> int:
     """Roundings on the longest path to one Kaldi log-fbank value: the frame's mean (``win`` terms), DC
     removal, pre-emphasis and window (3), ``ceil(log2 n_fft)`` butterfly stages (4 each: a complex multiply

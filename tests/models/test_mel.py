@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from tolerance import assert_close_f32, f32_tol, mel_frontend_log_tol, statistics_tol
+from tolerance import assert_close_f32, mel_frontend_log_tol, min_max_tol, statistics_tol
 
 from avexlab.audio.mel import MelFrontend, log_mel_statistics
 from avexlab.errors import AudioError, ConfigError
@@ -56,30 +56,6 @@ def _reference(wave: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, torc
     return x, (x - lo) / (hi - lo + 1e-8)
 
 
-def _near(x: torch.Tensor, tol: torch.Tensor, largest: bool) -> float:
-    """Bound on how far the min (max) of ``x`` can move when every element moves by its ``tol``: the largest
-    ``tol`` among the elements that could become the extreme."""
-    edge = x.max() if largest else x.min()
-    cand = (
-        (x + tol >= edge - tol.flatten()[x.argmax()])
-        if largest
-        else (x - tol <= edge + tol.flatten()[x.argmin()])
-    )
-    return float(tol[cand].max())
-
-
-def _min_max_tol(x: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
-    """Rounding tolerance on ``y = (x - lo) / (hi - lo + 1e-8)`` given ``tol`` on ``x``: ``dy <= (dx + dlo
-    + y (dhi + dlo)) / (hi - lo)`` plus the formula's 4 roundings of ``y``. ``dlo`` is large when the clip's
-    minimum sits on the spectrum's noise floor (ill-conditioned), so this bound is loose; the log-mel itself
-    is compared element by element first."""
-    x = x.double()
-    d_lo, d_hi = _near(x, tol, largest=False), _near(x, tol, largest=True)
-    span = float(x.max() - x.min())
-    y = (x - x.min()) / (span + 1e-8)
-    return (tol + d_lo + y * (d_hi + d_lo)) / span + f32_tol(y, ops=4)
-
-
 @pytest.mark.parametrize("sample_rate", [16000, 32000, 48000])
 def test_matches_reference_recipe(tmp_path, sample_rate):
     clips = _chirps(tmp_path, sample_rate, [1.0, 1.0])
@@ -94,7 +70,7 @@ def test_matches_reference_recipe(tmp_path, sample_rate):
     for b in range(2):
         tol = mel_frontend_log_tol(wave[b], ref_log[b], sample_rate)
         assert_close_f32(log_mel[b], ref_log[b], tol, what=f"clip {b} log-mel")
-        assert_close_f32(out[b], ref_out[b], _min_max_tol(ref_log[b], tol), what=f"clip {b} min-max")
+        assert_close_f32(out[b], ref_out[b], min_max_tol(ref_log[b], tol), what=f"clip {b} min-max")
     assert float(out.min()) == 0.0 and 0.999 < float(out.max()) <= 1.0
 
 
@@ -120,10 +96,10 @@ def test_padded_clip_equals_clip_alone(tmp_path):
         # The same frames (reflected at the clip's own end) through an FFT of another batch shape.
         tol = mel_frontend_log_tol(c, alone_log[0], sr)
         assert_close_f32(batch_log[i, :, :n], alone_log[0], tol, what=f"clip {i} log-mel, padded vs alone")
-        assert_close_f32(batch[i, :, :n], alone[0], _min_max_tol(alone_log[0], tol), what=f"clip {i} min-max")
+        assert_close_f32(batch[i, :, :n], alone[0], min_max_tol(alone_log[0], tol), what=f"clip {i} min-max")
         assert torch.count_nonzero(batch[i, :, n:]) == 0
     # the unpadded clip gives the same result with or without an all-False mask
-    tol = _min_max_tol(
+    tol = min_max_tol(
         front.log_mel(wave[1:2])[0][0], mel_frontend_log_tol(wave[1], front.log_mel(wave[1:2])[0][0], sr)
     )
     assert_close_f32(batch[1], front(wave[1:2])[0][0], tol, what="unpadded clip, mask vs none")

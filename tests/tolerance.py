@@ -111,6 +111,22 @@ def f64_tol(
     return f32_tol(reference, ops=ops, scale=scale, sides=sides, dtype=torch.float64)
 
 
+def rounding_approx(
+    expected: float | Sequence[float],
+    *,
+    ops: float,
+    scale: float | None = None,
+    dtype: torch.dtype | np.dtype | type = np.float64,
+) -> object:
+    """``pytest.approx(expected)`` with the absolute tolerance :func:`f32_tol` derives (two sides, ``ops``
+    roundings of values up to ``scale``, default ``|expected|``, in ``dtype``): for scalars and short lists
+    computed by a few float operations (means, differences, unit conversions)."""
+    import pytest
+
+    tol = f32_tol(np.asarray(expected, dtype=np.float64), ops=ops, scale=scale, dtype=dtype)
+    return pytest.approx(expected, rel=0, abs=float(tol.max()) if tol.numel() else 0.0)
+
+
 def row_scale(reference: Tensor, dim: int = -1) -> Tensor:
     """The largest ``|value|`` along ``dim`` (kept as a size-1 axis): the scale of a layer's output vector."""
     return reference.detach().abs().amax(dim=dim, keepdim=True)

@@ -93,7 +93,11 @@ def f32_tol(
     ``sum |a_i b_i|``, a row's largest value: :func:`row_scale`). ``dtype`` is the precision the compared
     values were computed in (float64 for metrics computed in double).
     """
-    ref = torch.as_tensor(np.asarray(reference) if not isinstance(reference, Tensor) else reference)
+    ref = (
+        reference
+        if isinstance(reference, Tensor)
+        else torch.from_numpy(np.array(reference, dtype=np.float64))
+    )
     ref = ref.detach().to("cpu", torch.float64)
     s = ref.abs() if scale is None else torch.as_tensor(scale).detach().to("cpu", torch.float64)
     k = rounding_k(ops, lam, dtype)
@@ -603,7 +607,7 @@ def bf16_rel_tol(casts: int) -> float:
 def _as_f64(x: Tensor | np.ndarray | float | Sequence[float]) -> Tensor:
     if isinstance(x, Tensor):
         return x.detach().to("cpu", torch.float64)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    return torch.from_numpy(np.array(x, dtype=np.float64))  # a copy: polars/numpy views may be read-only
 
 
 def assert_close_f32(

@@ -40,6 +40,13 @@ mean square (Higham Thm 24.2: ``eta = mu + gamma_4 (sqrt 2 + mu)`` with twiddle 
 remaining stages are unitary up to the factor that Parseval absorbs), so a bin's error is at most
 ``lambda eta sqrt(ceil(log2 n)) ||x||_2``.
 
+Front ends and encoders of this project: :func:`kaldi_fbank_tol` and :func:`log_mel_tol` bound a log-mel
+value's rounding per element from the wave and the reference's own values (a band far below its frame's
+energy is ill-conditioned and gets a large tolerance; a loud band a small one); :func:`encoder_tol` counts
+the roundings of a whole encoder (:func:`encoder_ops`) for comparisons of two runs on broadband input;
+:func:`bf16_rel_tol` is the norm-wise bound of a bfloat16 run against float32. Float64 metrics use
+:func:`f64_tol`; short scalar computations :func:`rounding_approx`.
+
 :func:`assert_close_f32` checks ``|actual - expected| <= tol`` element by element and, on failure, names the
 worst element (largest ratio error / tolerance): its index, both values, the error, the tolerance there
 and the ratio, plus how many elements failed.
@@ -55,7 +62,6 @@ import torch
 from torch import Tensor
 
 LAMBDA = 8.0  # probabilistic bound: fails with probability < 2 n exp(-LAMBDA^2 / 2) = 2.6e-14 n per element
-PREEMPHASIS_GAIN = 1.97  # |1 - 0.97 z^-1| <= 1.97: the most a 0.97 pre-emphasis can grow a frame's norm
 
 
 def unit_roundoff(dtype: torch.dtype | np.dtype | type = torch.float32) -> float:

@@ -8,18 +8,34 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
+from tolerance import assert_close_f32, f32_tol, f64_tol
 
 from avexlab.errors import EvaluationError
 from avexlab.evaluate.retrieval import encode_labels, retrieval_roc_auc, retrieval_scores
 
 
-def _reference(x, label_sets, queries=None, gallery=None, groups=None):
+def _cosine_tol(x, dtype) -> float:
+    """Bound on |computed - exact| cosine for rows of ``x`` in ``dtype``: two ``d``-term sums (the dot
+    product, a norm) and a few roundings to normalise, relative to 1 (|a . b| <= |a| |b|); ours in
+    ``dtype`` and the reference in float64, so the sum of both sides' bounds."""
+    ops = 2 * np.shape(x)[1] + 4
+    return float(f32_tol(1.0, ops=ops, sides=1, dtype=dtype) + f64_tol(1.0, ops=ops, sides=1))
+
+
+def _reference(x, label_sets, queries=None, gallery=None, groups=None, cos_tol=0.0):
     """Per-query loop: cosine similarity, positive = shares a label, sklearn ROC AUC, top-1 by argmax;
-    with ``groups``, rows of the query's group are not ranked."""
+    with ``groups``, rows of the query's group are not ranked.
+
+    Returns ``(roc_auc, precision_at_1, n_queries, auc_tol, p1_tol)``. The tolerances: a (positive,
+    negative) pair whose cosines lie within ``2 cos_tol`` may be ordered either way by two roundings
+    (1 pair of the query's ``P x N``; ``cos_tol`` = 0 when every cosine is exact, as for the +-1 rows of
+    ``_tied_embeddings``), and so may a top-1 within ``2 cos_tol`` of the runner-up (1 query of ``n``); plus
+    the float64 rounding of the AUCs: sklearn's trapezoid sum over at most ``|gallery|`` thresholds of
+    non-negative terms, ours a count over ``P N``, then the mean over queries."""
     x = np.asarray(x, dtype=np.float64)
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     n = len(x)
-    aucs, hits = [], []
+    aucs, hits, flips, tops = [], [], [], []
     for i in range(n) if queries is None else queries:
         g = [j for j in (range(n) if gallery is None else gallery) if j != i]
         if groups is not None:
@@ -30,9 +46,19 @@ def _reference(x, label_sets, queries=None, gallery=None, groups=None):
             continue
         aucs.append(roc_auc_score(y, s))
         hits.append(y[np.argmax(s)])
+        close = np.abs(s[y][:, None] - s[~y][None, :]) <= 2 * cos_tol
+        if cos_tol == 0.0:
+            close &= False  # exact cosines: ties are exact on both sides and get half credit on both
+        flips.append(close.sum() / close.size)
+        top = np.sort(s)[::-1]
+        tops.append(cos_tol > 0.0 and len(top) > 1 and top[0] - top[1] <= 2 * cos_tol)
     if not aucs:
-        return float("nan"), float("nan"), 0
-    return float(np.mean(aucs)), float(np.mean(hits)), len(aucs)
+        return float("nan"), float("nan"), 0, 0.0, 0.0
+    auc, p1, nq = float(np.mean(aucs)), float(np.mean(hits)), len(aucs)
+    g_max = n if gallery is None else len(gallery)
+    auc_tol = float(np.mean(flips)) + float(f64_tol(auc, ops=g_max + nq + 6))
+    p1_tol = float(np.mean(tops)) + float(f64_tol(p1, ops=nq + 1))
+    return auc, p1, nq, auc_tol, p1_tol
 
 
 def _tied_embeddings(rng, n, dup_frac=0.3):
@@ -45,8 +71,8 @@ def _tied_embeddings(rng, n, dup_frac=0.3):
 def _assert_same(ours, ref):
     assert ours["n_queries"] == ref[2]
     if ref[2]:
-        assert ours["roc_auc"] == pytest.approx(ref[0], abs=1e-12)
-        assert ours["precision_at_1"] == pytest.approx(ref[1], abs=1e-12)
+        assert_close_f32(ours["roc_auc"], ref[0], ref[3], what="roc_auc")
+        assert_close_f32(ours["precision_at_1"], ref[1], ref[4], what="precision_at_1")
     else:
         assert np.isnan(ours["roc_auc"]) and np.isnan(ours["precision_at_1"])
 
@@ -84,7 +110,14 @@ def test_train_vs_test_mode_matches_loop(seed):
     test = rng.random(n) < 0.4
     test[0], test[1] = True, False
     ours = retrieval_scores(x, labels, queries=test)
-    _assert_same(ours, _reference(x, [[v] for v in labels], np.flatnonzero(test), np.flatnonzero(~test)))
+    ref = _reference(
+        x,
+        [[v] for v in labels],
+        np.flatnonzero(test),
+        np.flatnonzero(~test),
+        cos_tol=_cosine_tol(x, np.float64),
+    )
+    _assert_same(ours, ref)
     # indices and masks are the same selection
     assert retrieval_scores(x, labels, queries=np.flatnonzero(test)) == ours
 
@@ -128,21 +161,23 @@ def test_hand_worked_case():
     # Top-1: query 0 -> 2 (neg), query 1 -> 2 (neg), query 3 -> 1 (pos, -0.6 is the largest) -> 1/3.
     res = retrieval_scores(x, labels)
     assert res["n_queries"] == 3
-    assert res["roc_auc"] == pytest.approx((auc_q0 + 0.0 + 0.5) / 3, abs=1e-15)
-    assert res["precision_at_1"] == pytest.approx(1 / 3, abs=1e-15)
+    # cosines of these rows are not all exact, but no two of a query's differ by less than 0.2
+    auc = (auc_q0 + 0.0 + 0.5) / 3
+    assert_close_f32(res["roc_auc"], auc, f64_tol(auc, ops=3 + 3 + 6), what="roc_auc")
+    assert_close_f32(res["precision_at_1"], 1 / 3, f64_tol(1 / 3, ops=3 + 1), what="precision_at_1")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_all_ties_give_half_credit(dtype):
     x = np.ones((5, 3), dtype=dtype)
-    assert retrieval_roc_auc(x, [0, 0, 1, 1, 1]) == pytest.approx(0.5, abs=1e-15)
+    assert_close_f32(retrieval_roc_auc(x, [0, 0, 1, 1, 1]), 0.5, f64_tol(0.5, ops=5 + 5 + 6), what="all ties")
 
 
 def test_signed_zero_similarities_tie():
     # query 0 is orthogonal to 1 and 2; the cosines are +0.0 and -0.0, which must tie (0.5 credit).
     x = np.array([[1.0, 0.0], [0.0, 1.0], [-0.0, -1.0]], dtype=np.float32)
     res = retrieval_scores(x, [0, 0, 1], queries=[0], gallery=[1, 2])
-    assert res["roc_auc"] == pytest.approx(0.5, abs=1e-15)
+    assert res["roc_auc"] == 0.5  # one positive, one negative, a tie: half credit, exactly
 
 
 def test_no_query_with_positive_and_negative_gives_nan():
@@ -157,8 +192,8 @@ def test_float32_input_and_polars_labels():
     x = rng.normal(size=(30, 8)).astype(np.float32)
     lab = rng.integers(0, 3, 30)
     a = retrieval_roc_auc(x, pl.Series(lab.astype(str)))
-    b = _reference(x.astype(np.float64), [[v] for v in lab])[0]
-    assert a == pytest.approx(b, abs=1e-6)
+    ref = _reference(x.astype(np.float64), [[v] for v in lab], cos_tol=_cosine_tol(x, np.float32))
+    assert_close_f32(a, ref[0], ref[3], what="roc_auc of float32 rows")
 
 
 def test_indicator_matrix_equals_label_lists():
@@ -187,7 +222,9 @@ def test_properties_permutation_and_scale_invariance(seed, n, scale):
     moved = retrieval_scores(x[perm] * scales[perm], labels[perm])
     assert moved["n_queries"] == base["n_queries"]
     if base["n_queries"]:
-        assert moved["roc_auc"] == pytest.approx(base["roc_auc"], abs=1e-9)
+        # Scaled and reordered rows give cosines equal up to float64 rounding (twice: both runs).
+        tol = _reference(x, [[v] for v in labels], cos_tol=2 * _cosine_tol(x, np.float64))[3]
+        assert_close_f32(moved["roc_auc"], base["roc_auc"], tol, what="roc_auc, rows permuted and scaled")
     # relabelling classes (a bijection) changes nothing
     relabelled = retrieval_scores(x, (labels + 7) * 3)
     assert relabelled["n_queries"] == base["n_queries"]
@@ -210,9 +247,9 @@ def test_cuda_matches_cpu():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(500, 32))
     lab = rng.integers(0, 10, 500)
-    assert retrieval_scores(x, lab, device="cuda")["roc_auc"] == pytest.approx(
-        retrieval_scores(x, lab)["roc_auc"], abs=1e-12
-    )
+    tol = _reference(x, [[v] for v in lab], cos_tol=2 * _cosine_tol(x, np.float64))[3]
+    got, want = retrieval_scores(x, lab, device="cuda")["roc_auc"], retrieval_scores(x, lab)["roc_auc"]
+    assert_close_f32(got, want, tol, what="roc_auc cuda vs cpu")
 
 
 def test_packed_sort_gives_the_same_counts_with_numpy_and_torch_arrays():

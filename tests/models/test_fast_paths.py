@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tolerance import assert_close_f32, bf16_casts, bf16_rel_tol, encoder_tol, pooled_tol
 
 from avexlab.errors import ConfigError
 from avexlab.models import beats
@@ -65,14 +66,18 @@ def test_flex_attention_equals_sdpa_with_padding(padded_batch) -> None:
         model.set_fast_path(attention_backend="flex", compile=False)
         flex = model(wave, mask)
     assert model.attention_backend == "flex"
-    for a, b in zip(flex.hidden_states, ref.hidden_states, strict=True):
-        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
+    n = wave.shape[1]
+    for layer, (a, b) in enumerate(zip(flex.hidden_states, ref.hidden_states, strict=True)):
+        assert_close_f32(
+            a, b, encoder_tol(model, b, samples=n, layer=layer), what=f"layer {layer} flex vs sdpa"
+        )
     assert torch.equal(flex.padding_mask, ref.padding_mask)
-    # the bias matters: without it the outputs differ by far more than the tolerance above
+    # the bias matters: without it the outputs differ by more than the tolerance above
     with torch.no_grad():
         model.encoder.layers[0].self_attn.relative_attention_bias.weight.zero_()
         changed = model(wave, mask)
-    assert (changed.tokens - ref.tokens).abs().max() > 1e-3
+    tol = encoder_tol(model, ref.tokens, samples=n, layer=-1)
+    assert ((changed.tokens - ref.tokens).abs() > tol).any()
 
 
 @pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
@@ -82,7 +87,9 @@ def test_flex_attention_without_gate_equals_sdpa() -> None:
     with torch.no_grad():
         ref = model.set_fast_path(attention_backend="sdpa", compile=False)(wave).tokens
         flex = model.set_fast_path(attention_backend="flex", compile=False)(wave).tokens
-    torch.testing.assert_close(flex, ref, atol=2e-5, rtol=1e-5)
+    assert_close_f32(
+        flex, ref, encoder_tol(model, ref, samples=20000, layer=-1), what="flex vs sdpa, no gate"
+    )
 
 
 def test_auto_backend_is_sdpa_on_cpu_and_bad_backend_raises() -> None:
@@ -125,12 +132,13 @@ def test_bf16_autocast_within_bf16_tolerance_of_eager_fp32(padded_batch, name: s
             fast = model(wave, mask)
             emb = model.embed(wave, mask)
     ref_emb = model.pool(ref)
+    tol = bf16_rel_tol(bf16_casts(model))  # the whole network's casts bound every layer's
     for a, b in zip(fast.hidden_states, ref.hidden_states, strict=True):
         assert a.dtype == torch.bfloat16  # autocast really ran the layers in bf16
-        assert _rel_err(a, b) < 2e-2
-    assert _rel_err(emb, ref_emb) < 1e-2
-    # the tolerance is far below the distance between different clips' embeddings
-    assert _rel_err(ref_emb.roll(1, dims=0), ref_emb) > 5e-2
+        assert _rel_err(a, b) < tol
+    assert _rel_err(emb, ref_emb) < tol
+    # the tolerance is below the distance between different clips' embeddings
+    assert _rel_err(ref_emb.roll(1, dims=0), ref_emb) > tol
 
 
 @pytest.mark.parametrize("name", ["beats", "eat"])
@@ -144,8 +152,9 @@ def test_bf16_weights_within_bf16_tolerance_and_fbank_stays_float32(padded_batch
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert model.fbank.window.dtype == model.fbank.mel_banks.dtype == torch.float32
     assert fast.dtype == torch.bfloat16
-    assert _rel_err(fast, ref) < 2e-2
-    assert _rel_err(ref.roll(1, dims=0), ref) > 5e-2
+    tol = bf16_rel_tol(bf16_casts(model))
+    assert _rel_err(fast, ref) < tol
+    assert _rel_err(ref.roll(1, dims=0), ref) > tol
 
 
 @pytest.mark.parametrize("name", ["beats", "eat"])
@@ -157,9 +166,11 @@ def test_padding_mask_without_padding_gives_the_same_numbers_as_none(name: str) 
         masked = model(wave, torch.zeros(2, 16000, dtype=torch.bool))
     assert plain.padding_mask is None
     assert masked.padding_mask is not None and not masked.padding_mask.any()
-    for a, b in zip(masked.hidden_states, plain.hidden_states, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(model.pool(masked), model.pool(plain), atol=1e-6, rtol=1e-6)
+    # An all-False mask takes the masked code path (other kernels): the rounding bound, not bit identity.
+    for layer, (a, b) in enumerate(zip(masked.hidden_states, plain.hidden_states, strict=True)):
+        assert_close_f32(a, b, encoder_tol(model, b, samples=16000, layer=layer), what=f"layer {layer}")
+    tol = torch.stack([pooled_tol(t, encoder_tol(model, t, samples=16000, layer=-1)) for t in plain.tokens])
+    assert_close_f32(model.pool(masked), model.pool(plain), tol, what="mean pooling")
 
 
 @pytest.mark.parametrize("name", ["beats", "eat"])
@@ -172,8 +183,9 @@ def test_forward_traces_as_one_graph(padded_batch, name: str) -> None:
     with torch.no_grad():
         out = traced(wave, mask)
         ref = model(wave, mask)
-    torch.testing.assert_close(out.tokens, ref.tokens, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(out.padding_mask, ref.padding_mask)
+    tol = encoder_tol(model, ref.tokens, samples=wave.shape[1], layer=-1)
+    assert_close_f32(out.tokens, ref.tokens, tol, what="traced vs eager")
+    assert torch.equal(out.padding_mask, ref.padding_mask)
 
 
 @pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
@@ -187,7 +199,8 @@ def test_flex_layers_trace_as_one_graph(padded_batch) -> None:
         for layer in model.encoder.layers:
             layer.compile(fullgraph=True, dynamic=False, backend="eager")
         out = model(wave, mask)
-    torch.testing.assert_close(out.tokens, ref.tokens, atol=1e-6, rtol=1e-6)
+    tol = encoder_tol(model, ref.tokens, samples=wave.shape[1], layer=-1)
+    assert_close_f32(out.tokens, ref.tokens, tol, what="compiled flex layers vs eager")
 
 
 @pytest.mark.slow
@@ -201,8 +214,9 @@ def test_compiled_layers_equal_eager(padded_batch) -> None:
         model.set_fast_path(compile=True)
         out = model(wave, mask)
     assert model.state_dict().keys() == _tiny("eat").state_dict().keys()  # compile keeps the keys
-    for a, b in zip(out.hidden_states, ref.hidden_states, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    for layer, (a, b) in enumerate(zip(out.hidden_states, ref.hidden_states, strict=True)):
+        tol = encoder_tol(model, b, samples=wave.shape[1], layer=layer)  # inductor fuses and reorders sums
+        assert_close_f32(a, b, tol, what=f"block {layer} compiled vs eager")
 
 
 def test_gpu_benchmark_script_smoke_runs_on_cpu(tmp_path) -> None:
@@ -236,5 +250,8 @@ def test_gpu_benchmark_script_smoke_runs_on_cpu(tmp_path) -> None:
         for task in ("train", "embed"):
             assert {(name, task, "avexlab-eager"), (name, task, "avexlab-fast")} <= measured
     numerics = {r["encoder"]: r for r in rows if r["task"] == "numerics"}
-    assert 0 < numerics["beats"]["bf16_embed_rel_err"] < 2e-2
+    # --smoke runs BEATs tiny: its bfloat16 rounding bound (built with seed 0, as the script does)
+    torch.manual_seed(0)
+    beats_tiny = build_encoder("beats", size="tiny")
+    assert 0 < numerics["beats"]["bf16_embed_rel_err"] < bf16_rel_tol(bf16_casts(beats_tiny))
     assert all(r.get("skipped", "").startswith("avex not importable") for r in rows if r["path"] == "avex")

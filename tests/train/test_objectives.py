@@ -3,6 +3,7 @@ tokenizer properties; SSL health logs; the SSL-hook protocol and clear errors fo
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny import TinyPatchEncoder  # noqa: E402
+from tolerance import assert_close_f32, f32_tol, f64_tol  # noqa: E402
 
 from avexlab.config import BeatsSSLConfig, EatSSLConfig, MaskedSpecConfig, load_config  # noqa: E402
 from avexlab.errors import ConfigError  # noqa: E402
@@ -127,15 +129,19 @@ def test_supervised_loss_is_bce_of_linear_head_on_mean_pool() -> None:
     want = F.binary_cross_entropy_with_logits(
         obj.head(masked_pool(out.tokens, out.padding_mask, "mean")), targets
     )
-    assert torch.allclose(loss, want, atol=1e-6)
-    assert torch.isclose(logs["pos_frac"], targets.mean())
+    assert torch.equal(loss, want)  # the same encoder, pooling, head and loss on the same batch
+    assert torch.equal(logs["pos_frac"], targets.mean())
 
 
 def test_supervised_head_starts_at_the_single_label_prior() -> None:
     # Every class starts at probability 1/C (bias log(1/(C-1))); the weights keep nn.Linear's init.
     for c in (2, 5, 48):
         obj = SupervisedObjective(16, c)
-        torch.testing.assert_close(torch.sigmoid(obj.head.bias), torch.full((c,), 1.0 / c))
+        # sigmoid(log(1 / (C - 1))): a log, an exp and a division, and the bias' own rounding carried
+        # with the sigmoid's condition number |x| (1 - sigmoid(x)) <= log(C - 1)
+        want = torch.full((c,), 1.0 / c)
+        tol = f32_tol(want, ops=4 + math.log(c - 1))
+        assert_close_f32(torch.sigmoid(obj.head.bias), want, tol, what=f"prior of {c} classes")
         assert obj.head.weight.abs().max() <= 1 / 16**0.5 and obj.head.weight.std() > 0
     assert SupervisedObjective(16, 1).head.bias.abs().max() <= 1 / 16**0.5  # one class: no prior to set
 
@@ -167,10 +173,16 @@ def test_eat_ssl_teacher_is_an_ema_of_the_student(arch: str) -> None:
         for p in enc.parameters():
             p.add_(0.01)
     out = obj.after_step(enc, 5, 20)  # 5 of 10 annealing steps -> halfway
-    assert out["ema_decay"] == pytest.approx(0.945)
+    # start + (end - start) x frac in float64: 3 roundings of at most start + (end - start)
+    assert_close_f32(out["ema_decay"], 0.945, f64_tol(0.945, ops=3, scale=1.0), what="decay halfway")
     for t0, t1, s in zip(before, obj.teacher.parameters(), enc.parameters(), strict=True):
-        assert torch.allclose(t1, 0.945 * t0 + 0.055 * s, atol=1e-6)
-    assert obj.after_step(enc, 15, 20)["ema_decay"] == pytest.approx(0.99)
+        # float32 d t + (1 - d) s: the two decays' roundings to float32, two products, a sum
+        want = 0.945 * t0 + 0.055 * s
+        tol = f32_tol(want, ops=5, scale=0.945 * t0.abs() + 0.055 * s.abs())
+        assert_close_f32(t1, want, tol, what="teacher EMA step")
+    assert_close_f32(
+        obj.after_step(enc, 15, 20)["ema_decay"], 0.99, f64_tol(0.99, ops=3, scale=1.0), what="end"
+    )
 
 
 def test_objectives_name_what_is_missing() -> None:
@@ -268,17 +280,20 @@ def test_eat_ema_decays_scale_to_the_run_length() -> None:
     from avexlab.train.objectives import ema_decays
 
     cfg = EatSSLConfig()  # EAT's 0.9998 -> 0.99999 for its 400,000-step run
-    assert ema_decays(cfg, 400_000) == pytest.approx((0.9998, 0.99999))
+    assert ema_decays(cfg, 400_000) == (0.9998, 0.99999)  # power 400000 / 400000 = 1.0 exactly
     start, end = ema_decays(cfg, 1000)
-    assert start == pytest.approx(0.9998**400) and end == pytest.approx(0.99999**400)
+    assert start == 0.9998**400 and end == 0.99999**400  # power 400.0 exactly: the same pow call
     # the teacher's memory is the same fraction of the run: the weight left on step-0 weights after the
-    # first 1% of the run (at the start decay) is the same for both lengths
-    assert start**10 == pytest.approx(0.9998**4000, rel=1e-9)
+    # first 1% of the run (at the start decay) is the same for both lengths; pow's rounding of start
+    # (1 ulp) is raised to the 10th power, plus the two pows' own
+    want = 0.9998**4000
+    assert_close_f32(start**10, want, f64_tol(want, ops=10 + 2), what="memory after 1 % of the run")
     assert ema_decays(EatSSLConfig(ema_reference_steps=None), 1000) == (0.9998, 0.99999)
     # and the objective uses them
     enc = TinyPatchEncoder()
     obj = EatSSLObjective(enc, EatSSLConfig(clones=1))
-    assert obj.after_step(enc, 1000, 1000)["ema_decay"] == pytest.approx(end)
+    got = obj.after_step(enc, 1000, 1000)["ema_decay"]
+    assert_close_f32(got, end, f64_tol(end, ops=2, scale=start + abs(end - start)), what="decay at the end")
 
 
 @pytest.mark.parametrize("arch", ["tiny", "eat"])
@@ -296,9 +311,14 @@ def test_eat_utterance_target_is_not_constant(arch: str) -> None:
         y, tmask = obj._targets(fbank, fmask)
         real = (~tmask).float()[..., None] if tmask is not None else torch.ones_like(y[..., :1])
         utt[ln] = (y * real).sum(1) / real.sum(1)
-        if ln:
-            torch.testing.assert_close(y.mean(-1), torch.zeros_like(y.mean(-1)), atol=1e-5, rtol=0)
-    assert utt[False].abs().max() < 1e-5
+        n, d = y.shape[1], y.shape[-1]
+        if ln:  # a LayerNorm'd vector's mean (over d) is zero up to the LayerNorm's and the mean's rounding
+            tol = f32_tol(torch.zeros(y.shape[:-1]), ops=2 * d + 6 + d, scale=y.abs().mean(-1))
+            assert_close_f32(y.mean(-1), torch.zeros(y.shape[:-1]), tol, what="mean of LayerNorm'd targets")
+        else:  # instance norm over the n tokens, averaged over layers: the token mean is zero up to rounding
+            scale = (y.abs() * real).sum(1) / real.sum(1)
+            tol = f32_tol(torch.zeros_like(utt[ln]), ops=2 * n + 6 + n, scale=scale)
+            assert_close_f32(utt[ln], torch.zeros_like(utt[ln]), tol, what="utterance target without LN")
     # small (a mean of unit-variance tokens) but clip-specific: EAT weighs it by the copies per batch
     assert utt[True].abs().mean() > 1e-2 and (utt[True][0] - utt[True][2]).abs().mean() > 1e-2
 
@@ -310,8 +330,10 @@ def test_eat_loss_weighs_the_utterance_term_by_the_masked_copies() -> None:
     for clones, weight in ((1, 1.0), (2, 0.5)):
         obj = EatSSLObjective(enc, EatSSLConfig(clones=clones, utterance_weight=weight))
         loss, logs = obj.loss(enc, _batch(B=3))
-        want = logs["frame_loss"] + weight * 3 * clones * logs["utt_loss"]
-        torch.testing.assert_close(loss.detach(), want)
+        utt = weight * 3 * clones * logs["utt_loss"]
+        want = logs["frame_loss"] + utt
+        tol = f32_tol(want, ops=3, scale=logs["frame_loss"].abs() + utt.abs())  # a product chain and a sum
+        assert_close_f32(loss.detach(), want, tol, what=f"loss with {clones} clones")
         assert logs["utt_loss"] > 0
 
 
@@ -349,11 +371,24 @@ def test_masked_spec_regresses_exactly_the_hidden_patches(arch: str, norm: bool)
         if tmask is not None:
             hidden &= ~tmask
     assert tmask is not None and bool(tmask.any())  # the padded clip is exercised
-    want = (preds[0][hidden] - target[hidden]).square().mean()
-    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    diff = preds[0][hidden] - target[hidden]
+    want = diff.square().mean()
+    # The target recomputed here: copied fbank values (exact), or standardised per patch of P values (two
+    # P-term sums, a square root and a division: relative to the patch's largest value). The loss is a
+    # mean of M squares: a target error dt moves each by 2 |d| dt, plus the mean's own M-term sum.
+    p = target.shape[-1]
+    t_tol = f32_tol(target, ops=2 * p + 8, scale=target.abs().amax(-1, keepdim=True)) if norm else 0 * target
+    m = int(hidden.sum())
+    tol = (2 * diff.abs().double() * t_tol[hidden]).mean() + f32_tol(want, ops=m + 2)
+    assert_close_f32(loss.detach(), want, tol, what="masked-patch MSE")
     assert preds[0].shape == target.shape
-    ev = 1 - want / target[hidden].var(0, unbiased=False).mean()
-    assert logs["explained_var"].item() == pytest.approx(ev.item(), rel=1e-4, abs=1e-6)
+    # explained variance 1 - loss / var: both errors relative to var, plus the variance's own M-term sums
+    var = target[hidden].var(0, unbiased=False).mean()
+    dev = (target[hidden] - target[hidden].mean(0)).abs().double()
+    var_tol = f32_tol(var, ops=2 * m + p + 2) + (2 * dev * t_tol[hidden]).mean()
+    ev = 1 - want / var
+    ev_tol = tol / var + want / var * var_tol / var + f32_tol(ev, ops=2, scale=1 + want / var)
+    assert_close_f32(logs["explained_var"], ev, ev_tol, what="explained variance")
 
 
 @pytest.mark.parametrize("arch", ["tiny", "beats", "eat"])

@@ -9,7 +9,7 @@ scheme with :func:`avexlab.audio.io.register_uri_scheme`, so manifests of in-mem
 
 from avexlab.audio.io import register_uri_scheme
 from avexlab.synth.config import KNOBS, PRESETS, SWEEP_KNOBS, TAXON_GROUPS, SynthConfig, resolve_config
-from avexlab.synth.general import GENERAL_CLASSES
+from avexlab.synth.general import GENERAL_CLASSES, general_label_at, general_ontology
 from avexlab.synth.world import (
     POOL_NAMES,
     SUITE_NAMES,
@@ -37,6 +37,8 @@ __all__ = [
     "Suite",
     "SynthConfig",
     "World",
+    "general_label_at",
+    "general_ontology",
     "load_uri",
     "open_or_render_world",
     "pool_overlap",

@@ -13,6 +13,7 @@ from avexlab.synth.general import GENERAL_CLASSES, general_label_at, general_ont
 from avexlab.synth.world import (
     POOL_NAMES,
     SUITE_NAMES,
+    WORLD_VERSION,
     ShiftSweep,
     Suite,
     World,
@@ -33,6 +34,7 @@ __all__ = [
     "SUITE_NAMES",
     "SWEEP_KNOBS",
     "TAXON_GROUPS",
+    "WORLD_VERSION",
     "ShiftSweep",
     "Suite",
     "SynthConfig",

@@ -1,6 +1,7 @@
 """The world's difficulty check: a non-learned log-mel-statistics baseline with a logistic-regression probe
 per suite dataset. A world that a baseline solves perfectly cannot tell encoders apart; one where it stays
-at chance has no learnable structure. ``baseline_scores`` measures where a world sits between the two.
+at chance has no learnable structure. ``baseline_scores`` measures where a world sits between the two;
+``general_pool_scores`` how learnable the general-audio pool's classes are at each ontology level.
 """
 
 from __future__ import annotations

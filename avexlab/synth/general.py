@@ -523,7 +523,9 @@ def _wild(group_kinds: tuple[str, ...]) -> Renderer:
 # --------------------------------------------------------------------------------------------------- Music
 
 
-def _notes(rng: np.random.Generator, n: int, sr: int, beat: tuple[float, float], lo: int, hi: int) -> tuple:
+def _notes(
+    rng: np.random.Generator, n: int, sr: int, beat: tuple[float, float], lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray, float]:
     """A melody on a major scale: ``(f [n] Hz, local [n] s since the note's onset, beat_s)``, MIDI notes
     between ``lo`` and ``hi``."""
     b = rng.uniform(*beat)

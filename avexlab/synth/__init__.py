@@ -9,10 +9,11 @@ scheme with :func:`avexlab.audio.io.register_uri_scheme`, so manifests of in-mem
 
 from avexlab.audio.io import register_uri_scheme
 from avexlab.synth.config import KNOBS, PRESETS, SWEEP_KNOBS, TAXON_GROUPS, SynthConfig, resolve_config
-from avexlab.synth.general import GENERAL_CLASSES
+from avexlab.synth.general import GENERAL_CLASSES, general_label_at, general_ontology
 from avexlab.synth.world import (
     POOL_NAMES,
     SUITE_NAMES,
+    WORLD_VERSION,
     ShiftSweep,
     Suite,
     World,
@@ -33,10 +34,13 @@ __all__ = [
     "SUITE_NAMES",
     "SWEEP_KNOBS",
     "TAXON_GROUPS",
+    "WORLD_VERSION",
     "ShiftSweep",
     "Suite",
     "SynthConfig",
     "World",
+    "general_label_at",
+    "general_ontology",
     "load_uri",
     "open_or_render_world",
     "pool_overlap",

@@ -1,6 +1,7 @@
 """The world's difficulty check: a non-learned log-mel-statistics baseline with a logistic-regression probe
 per suite dataset. A world that a baseline solves perfectly cannot tell encoders apart; one where it stays
-at chance has no learnable structure. ``baseline_scores`` measures where a world sits between the two.
+at chance has no learnable structure. ``baseline_scores`` measures where a world sits between the two;
+``general_pool_scores`` how learnable the general-audio pool's classes are at each ontology level.
 """
 
 from __future__ import annotations
@@ -138,4 +139,58 @@ def baseline_scores(world: World, suites: list[str] | None = None, seed: int = 0
                         "classes": len(classes),
                     }
                 )
+    return pl.DataFrame(rows)
+
+
+def general_pool_scores(world: World, test_fraction: float = 0.25, seed: int = 0) -> pl.DataFrame:
+    """How learnable the general-audio pool's classes are: the log-mel baseline's accuracy at each level of
+    the ontology (``class``, ``parent``, ``branch``; :func:`avexlab.synth.general.general_label_at`).
+
+    The pool is training data and has no test split, so each class's clips are split by their order in
+    the pool: the last ``test_fraction`` of them (at least one) are held out, the rest train a
+    ``LogisticRegression`` on standardised features. Returns ``level, value, chance, n_train, n_test,
+    classes``; ``chance`` is the majority-label share of the held-out clips."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from avexlab.synth.general import LEVELS, general_label_at
+
+    pool = world.pools["general"].with_columns(pl.col("labels").list.first().alias("label"))
+    counts = pool.group_by("label").len()
+    if counts["len"].min() < 2:
+        raise EvaluationError(
+            expected_found(
+                "general-pool baseline",
+                "at least 2 clips per class (one to train on, one to test)",
+                f"{counts['len'].min()} (general_per_class={world.config.general_per_class})",
+                "Use a world with more general clips per class (the quick preset).",
+            )
+        )
+    pool = pool.with_columns(
+        pl.int_range(pl.len()).over("label").alias("rank"), pl.len().over("label").alias("count")
+    )
+    held = pl.col("rank") >= pl.col("count") - (pl.col("count") * test_fraction).round().clip(1, None)
+    train, test = pool.filter(~held), pool.filter(held)
+    x = clip_features(world, pool["clip_id"].to_list())
+    index = {c: i for i, c in enumerate(pool["clip_id"].to_list())}
+    x_tr = x[[index[c] for c in train["clip_id"].to_list()]]
+    x_te = x[[index[c] for c in test["clip_id"].to_list()]]
+    rows = []
+    for level in LEVELS:
+        y_tr = np.array([general_label_at(c, level) for c in train["label"].to_list()])
+        y_te = np.array([general_label_at(c, level) for c in test["label"].to_list()])
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000, random_state=seed))
+        model.fit(x_tr, y_tr)
+        _, freq = np.unique(y_te, return_counts=True)
+        rows.append(
+            {
+                "level": level,
+                "value": float(np.mean(model.predict(x_te) == y_te)),
+                "chance": float(freq.max() / len(y_te)),
+                "n_train": len(y_tr),
+                "n_test": len(y_te),
+                "classes": len(set(y_tr)),
+            }
+        )
     return pl.DataFrame(rows)

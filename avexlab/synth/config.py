@@ -86,7 +86,7 @@ class SynthConfig:
     individuals_per_species: int = 4
     focal_per_species: int = 10
     pool_focal_per_species: int = 3
-    general_per_class: int = 3
+    general_per_class: int = 1
     individual_species: int = 2
     individual_sessions: int = 3
     individual_clips: int = 2
@@ -222,18 +222,27 @@ def _validate(c: SynthConfig) -> None:
 
 
 PRESETS: dict[str, SynthConfig] = {
-    # tests: a few seconds to render
+    # tests: a few seconds to render. One clip per general class: the pool still holds all 65 classes
+    # (65 clips against 54 in the bio pool) and the smoke world's render time stays where it was.
     "smoke": SynthConfig(preset="smoke"),
-    # demos and workshops: 48 species, renders on a laptop (render times: benchmarks/RESULTS.md)
+    # demos, workshops and the quick grid: 48 species, renders on a laptop (render times:
+    # benchmarks/RESULTS.md). Sizes are set by rule before any run (data_manifests/synth_README.md,
+    # "Sizes and the rules that set them"):
     "quick": SynthConfig(
         preset="quick",
         species_per_group=8,
         genera_per_group=4,
         call_types_per_species=6,
         individuals_per_species=8,
-        focal_per_species=25,
+        # Classification column SE <= .02 at worst case p = .5: sqrt(.25 / n) <= .02 needs n >= 625 pooled
+        # test clips, i.e. ceil(625 / 48 species) = 14 per species (13 gives 624). The 60/20/20 split
+        # takes round(0.2 * n) test clips, and 68 is the smallest n with round(0.2 * n) = 14
+        # (40 / 14 / 14): 672 test clips, SE .0193; 112 per dataset (SE .047 each).
+        focal_per_species=68,
         pool_focal_per_species=12,
-        general_per_class=30,
+        # General pool twice the bio pool or more, with 65 classes: 36 seen species x 12 = 432 bio clips,
+        # ceil(2 x 432 / 65) = 14 per class = 910 general clips (2.1x).
+        general_per_class=14,
         individual_species=3,
         individual_sessions=4,
         # 12 clips per individual per session: 96 test clips per syn-indiv dataset. With 4 (32 test clips,
@@ -242,9 +251,12 @@ PRESETS: dict[str, SynthConfig] = {
         individual_clips=12,
         repertoire_species=4,
         repertoire_clips=30,
-        det_scenes=(16, 4, 8),
-        birdset_scenes=8,
-        scene_duration_s=60.0,
+        # >= 30 test recordings for detection and for BirdSet (cross-recording retrieval needs many
+        # recordings more than long ones): 30 each, 30 s long = 6 windows per recording, 180 test windows
+        # per suite. Train/val keep the windows they had (192 / 48) in 32 / 8 recordings.
+        det_scenes=(32, 8, 30),
+        birdset_scenes=30,
+        scene_duration_s=30.0,
         community_size=8,
     ),
     # GPU scale: never rendered in tests
@@ -256,7 +268,8 @@ PRESETS: dict[str, SynthConfig] = {
         individuals_per_species=20,
         focal_per_species=120,
         pool_focal_per_species=400,
-        general_per_class=2000,
+        # the quick preset's rule: 192 seen species x 400 = 76,800 bio clips; 2 x 76,800 / 65 -> 2,400
+        general_per_class=2400,
         individual_species=6,
         individual_sessions=5,
         individual_clips=10,

@@ -99,7 +99,9 @@ def _latin(rng: np.random.Generator, n_syl: int, ends: tuple[str, ...]) -> str:
     return "".join(rng.choice(_SYL, size=n_syl)) + str(rng.choice(ends))
 
 
-def _draw_call(rng: np.random.Generator, kind: str) -> CallType:
+def draw_call(rng: np.random.Generator, kind: str) -> CallType:
+    """A random call type of ``kind`` (one of ``GROUP_KINDS``' values): a genus prototype here, a one-off
+    voice in the general pool's wild-animal classes."""
     u = rng.uniform
     if kind == "fm_syllable":
         f0 = u(2000, 6500)
@@ -278,7 +280,7 @@ def build_taxonomy(cfg: SynthConfig, seed: int) -> list[Species]:
             proto: list[CallType] = []
             for k in range(n_ct):
                 if k % 2 == 0:
-                    proto.append(_draw_call(rng, kinds[(offset + k // 2) % len(kinds)]))
+                    proto.append(draw_call(rng, kinds[(offset + k // 2) % len(kinds)]))
                 else:
                     proto.append(_variant(rng, proto[-1]))
             for _ in range(int(size)):

@@ -50,6 +50,13 @@ from avexlab.synth.render import (
 from avexlab.synth.seeding import rng_for
 from avexlab.synth.taxonomy import Species, build_taxonomy
 
+WORLD_VERSION = 2
+"""Version of the world's catalogue and renderers, recorded in ``world.json`` as ``world_version``. Bumped
+whenever the same ``(preset, seed, config)`` would give other items, labels or audio, so a folder rendered
+by an older avexlab is refused (:meth:`World.open`, :func:`open_or_render_world`) rather than mixed with
+this one's worlds. 1 (no ``world_version`` key): twelve general-audio classes. 2: the 65-class
+general-audio ontology with its animal branch; quick sizes set by rule (pooled classification test set,
+30 test soundscapes per suite, general pool twice the bio pool)."""
 SOURCE = "avexlab-synth"
 LICENSE = "CC0-1.0"
 SUITE_NAMES: tuple[str, ...] = (
@@ -480,12 +487,13 @@ class World:
         )
 
     def provenance(self) -> dict[str, Any]:
-        """The config and provenance: preset, seed, knobs, avexlab version, manifest hashes."""
+        """The config and provenance: world version, preset, seed, knobs, avexlab version, manifest hashes."""
         hashes = {
             f"suite/{n}/{d}": manifest_hash(m) for n, s in self.suites.items() for d, m in s.manifests.items()
         }
         hashes.update({f"pool/{p}": manifest_hash(m) for p, m in self.pools.items()})
         return {
+            "world_version": WORLD_VERSION,
             "preset": self.config.preset,
             "seed": self.seed,
             "config": self.config.to_dict(),
@@ -569,7 +577,8 @@ class World:
     @classmethod
     def open(cls, path: str | Path) -> World:
         """Reopen a world written by :func:`render_world` (``path`` holds ``world.json``); manifests are
-        read (and validated) from disk, audio is read from its files."""
+        read (and validated) from disk, audio is read from its files. A folder of another
+        ``WORLD_VERSION`` is refused (``ConfigError``): its catalogue is not this avexlab's."""
         root = Path(path)
         meta_p = root / "world.json"
         if not meta_p.exists():
@@ -582,6 +591,7 @@ class World:
                 )
             )
         meta = json.loads(meta_p.read_text())
+        _check_version(meta, root)
         world = cls(
             SynthConfig.from_dict(meta["config"]),
             int(meta["seed"]),
@@ -596,6 +606,24 @@ class World:
         world.events = pl.read_parquet(root / "events.parquet")
         world.meta = meta
         return world
+
+
+def _check_version(meta: dict[str, Any], folder: Path) -> None:
+    """Refuse a world folder whose ``world.json`` records another ``WORLD_VERSION`` (none recorded: 1)."""
+    found = meta.get("world_version", 1)
+    if found != WORLD_VERSION:
+        preset, seed = meta.get("preset", "PRESET"), meta.get("seed", "SEED")
+        raise ConfigError(
+            expected_found(
+                f"world folder {folder}",
+                f"a world of version {WORLD_VERSION} (what this avexlab's catalogue and renderers give)",
+                f"version {found}"
+                + (" (world.json has no world_version)" if "world_version" not in meta else ""),
+                "It was rendered by another avexlab version: its clips, labels and audio differ from this "
+                f"one's. Delete {folder} and render it again (avexlab synth --preset {preset} --seed {seed} "
+                f"--out {folder}), or pass another folder.",
+            )
+        )
 
 
 @functools.lru_cache(maxsize=2)
@@ -753,7 +781,8 @@ def open_or_render_world(
     """The world of ``(preset, seed)`` in ``folder``: reopened when ``folder`` already holds exactly that
     world, rendered there otherwise.
 
-    "Exactly" means the whole config, not just the preset's name: a folder rendered with knob overrides
+    "Exactly" means the same ``WORLD_VERSION`` and the whole config, not just the preset's name: a folder
+    rendered by an avexlab with another catalogue, or with knob overrides
     (``avexlab synth --sample-rate 32000``, ``render_world(preset, seed, out, snr_db=...)``), or by an avexlab
     whose preset had other sizes, holds a different world under the same name, and training or evaluating
     on it would silently change the results. Such a folder is an error naming the keys that differ; nothing in it is touched or
@@ -765,6 +794,7 @@ def open_or_render_world(
             echo(f"rendering world {preset!r} (seed {seed}) into {folder} ...")
         return render_world(preset, seed, folder, progress=progress, workers=workers)
     info = json.loads(meta.read_text())
+    _check_version(info, folder)
     found = (info.get("preset"), info.get("seed"))
     if found != (preset, seed):
         raise ConfigError(

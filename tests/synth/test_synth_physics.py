@@ -1,5 +1,6 @@
 """The audio means what the labels say: events stand above the background in their band, taxon groups
-sound different, calls above 8 kHz exist only at high sample rates, general classes differ."""
+sound different, calls above 8 kHz exist only at high sample rates, general classes differ (their ontology and
+learnability: test_general_ontology.py)."""
 
 from __future__ import annotations
 
@@ -150,10 +151,10 @@ def test_high_species_need_high_sample_rates(smoke: World) -> None:
     assert frac_above_8k(bat.code, hi) > 0.2
 
 
-def test_general_pool_has_ten_distinct_non_animal_classes(smoke: World) -> None:
+def test_general_pool_classes_render_distinct_spectra(smoke: World) -> None:
     gen = smoke.pools["general"]
     labels = set(gen["labels"].explode().to_list())
-    assert len(labels) >= 10 and labels == set(GENERAL_CLASSES)
+    assert len(labels) >= 50 and labels == set(GENERAL_CLASSES)
     assert not labels & set(smoke.taxonomy["species"].to_list())
     specs = {}
     for label in sorted(labels):

@@ -3,12 +3,22 @@ from every test clip, unseen sessions/species/individuals really unseen, windows
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 import pytest
 from tolerance import assert_close_f32, f64_tol
 
 from avexlab.data.manifest import validate_manifest
-from avexlab.synth import SUITE_NAMES, World, pool_overlap, render_world
+from avexlab.synth import (
+    GENERAL_CLASSES,
+    PRESETS,
+    SUITE_NAMES,
+    TAXON_GROUPS,
+    World,
+    pool_overlap,
+    render_world,
+)
 
 
 def test_every_suite_has_train_val_test_and_valid_manifests(smoke: World) -> None:
@@ -111,3 +121,36 @@ def test_summary_counts_clips_classes_and_hours(smoke: World) -> None:
     want = n * smoke.config.clip_s / 3600  # a sum of n durations and a division, in float64
     assert_close_f32(clf_test["hours"][0], want, f64_tol(want, ops=n + 1), what="hours")
     assert set(s["suite"]) == set(SUITE_NAMES) | {"pool-bio", "pool-general"}
+
+
+def test_quick_sizes_follow_the_rules_written_in_the_preset() -> None:
+    w = World(PRESETS["quick"], 0)  # the catalogue only: nothing is rendered
+    cfg = w.config
+    # classification column: binomial SE at worst case p = .5 at most .02 on the pooled test set; the
+    # datasets are equal in size, so the mean of their accuracies has that SE too
+    clf = w.suites["syn-beans-clf"].split("test")
+    assert clf.height >= 625 and math.sqrt(0.25 / clf.height) <= 0.02
+    assert clf.group_by("dataset").len()["len"].n_unique() == 1
+    # detection and BirdSet windows: at least 30 test recordings each, every one cut into whole windows
+    for suite in ("syn-beans-det", "syn-birdset"):
+        per_recording = w.suites[suite].split("test").group_by("session").len()["len"]
+        assert per_recording.len() >= 30, suite
+        assert (per_recording == int(cfg.scene_duration_s // cfg.clip_s)).all(), suite
+    # general pool: at least twice the bio pool in clips, at least 50 classes, more than the bio pool has
+    bio, general = w.pools["bio"], w.pools["general"]
+    assert general.height >= 2 * bio.height
+    assert general["labels"].explode().n_unique() == len(GENERAL_CLASSES) >= 50
+    assert len(GENERAL_CLASSES) > bio["labels"].explode().n_unique()
+    # individual ID keeps its 96 test clips per dataset; repertoire its 30 clips per call type
+    for df in w.suites["syn-individual"].manifests.values():
+        assert df.filter(pl.col("split") == "test").height >= 96
+    for df in w.suites["syn-repertoire"].manifests.values():
+        assert (df.group_by("call_type").len()["len"] == 30).all()
+    assert pool_overlap(w).height == 0
+
+
+def test_paper_general_pool_is_twice_its_bio_pool() -> None:
+    cfg = PRESETS["paper"]  # never built in tests: the pool sizes follow from the config
+    seen = cfg.species_per_group - int(round(cfg.unseen_species * cfg.species_per_group))
+    bio = len(TAXON_GROUPS) * seen * cfg.pool_focal_per_species
+    assert len(GENERAL_CLASSES) * cfg.general_per_class >= 2 * bio

@@ -26,12 +26,13 @@ _REQUIRED = (
     "metric",
     "value",
     "n",
-    "seed",
+    "probe_seed",
 )
 
 
 def load_results(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Read a results table (``.parquet`` or ``.csv``) and check it has the tidy columns."""
+    """Read a results table (``.parquet`` or ``.csv``) and check it has the tidy columns. Tables written
+    before the probe seed had its own name (a ``seed`` column) are read with it renamed ``probe_seed``."""
     p = Path(path)
     if not p.exists():
         raise DataNotFoundError(
@@ -40,6 +41,8 @@ def load_results(path: str | os.PathLike[str]) -> pl.DataFrame:
             )
         )
     df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p)
+    if "seed" in df.columns and "probe_seed" not in df.columns:  # tables written before 2026-12
+        df = df.rename({"seed": "probe_seed"})
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise EvaluationError(

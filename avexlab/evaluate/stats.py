@@ -1,7 +1,8 @@
 """Uncertainty: bootstrap intervals for every cell and column of a results table, paired differences, and
 aggregates over columns.
 
-What is resampled. A paper column (:data:`~avexlab.evaluate.tables.PAPER_COLUMNS`) is the mean over its
+What is resampled. A column (:data:`~avexlab.evaluate.tables.ANALYSIS_COLUMNS`: the paper's and the
+soundscape retrieval columns) is the mean over its
 datasets of a metric computed on each dataset's test items (clips; retrieval queries). Its value depends on
 which test clips happened to be drawn and on the seeds: the training seed (initialisation and data order)
 and the probe seed (the probe's initialisation and batch order, and k-means'). The bootstrap draws, in each
@@ -32,7 +33,7 @@ import polars as pl
 
 from avexlab.errors import EvaluationError, expected_found
 
-from .tables import PAPER_COLUMNS
+from .tables import ANALYSIS_COLUMNS
 
 __all__ = [
     "ITEM_METRICS",
@@ -42,6 +43,7 @@ __all__ = [
     "cell_intervals",
     "effect_interval",
     "item_rows",
+    "mean_difference_terms",
     "weighted_map",
     "weighted_nmi",
 ]
@@ -230,7 +232,7 @@ def _parts(items: pl.DataFrame, encoder: str, seeds: tuple[list[int], list[int]]
         )
     sub = sub.filter(pl.col("layer") == pl.col("layer").max())
     out: dict[tuple, _Part] = {}
-    for ci, (_, family, method, metric) in enumerate(PAPER_COLUMNS):
+    for ci, (_, family, method, metric) in enumerate(ANALYSIS_COLUMNS):
         kind = ITEM_METRICS.get((method, metric))
         rows = sub.filter(
             (pl.col("task_family") == family) & (pl.col("method") == method) & (pl.col("metric") == metric)
@@ -371,53 +373,72 @@ def bootstrap_indices(
     return estimate, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def mean_difference_terms(
+    pairs: Sequence[tuple[str, str]], columns: Sequence[str]
+) -> list[tuple[float, str, str]]:
+    """Terms of the mean over ``pairs`` ``(a, b)`` and ``columns`` of ``value(a) - value(b)``."""
+    w = 1.0 / (len(pairs) * len(columns))
+    return [(s * w, e, c) for a, b in pairs for c in columns for s, e in ((1.0, a), (-1.0, b))]
+
+
 def effect_interval(
     items: pl.DataFrame,
-    terms: Sequence[tuple[float, str]],
+    terms: Sequence[tuple[float, str, str]],
     *,
-    columns: Sequence[str] | None = None,
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> Interval:
-    """The interval of a linear combination of encoders' column means, ``sum w * value(encoder)``,
-    averaged over ``columns`` (default: every paper column all the terms' encoders were measured on).
+    """The interval of a linear combination of column values, ``sum w * value(encoder, column)``.
 
-    ``terms``: ``(weight, encoder)`` pairs, e.g. ``[(1, "a"), (-1, "b")]`` for the paired difference a - b,
-    or ``[(0.5, "a1"), (-0.5, "b1"), (0.5, "a2"), (-0.5, "b2")]`` for the mean difference over two pairs.
-    Every draw uses the same test items and the same seed indices for all terms (paired); the encoders must
-    share their probe seeds and have as many training seeds (paired by position).
+    ``terms``: ``(weight, encoder, column)`` with ``column`` a name of
+    :data:`~avexlab.evaluate.tables.ANALYSIS_COLUMNS`; e.g. ``[(1, "a", c), (-1, "b", c)]`` for the paired
+    difference a - b on column c (:func:`mean_difference_terms` builds means over pairs and columns). A
+    column's value is the mean over its datasets of the metric, averaged over the encoder's seeds. Every
+    draw uses the same test items and the same seed indices for all terms (paired); the encoders must share
+    their probe seeds and have as many training seeds (paired by position).
     """
-    encoders = list(dict.fromkeys(e for _, e in terms))
+    names = [c[0] for c in ANALYSIS_COLUMNS]
+    unknown = sorted({c for _, _, c in terms if c not in names})
+    if unknown or not terms:
+        raise EvaluationError(
+            expected_found("effect terms", f"(weight, encoder, column) with columns among {names}",
+                           f"{len(terms)} terms, unknown columns {unknown}", "Fix the terms.")
+        )  # fmt: skip
+    encoders = list(dict.fromkeys(e for _, e, _ in terms))
     probe, n_train, train = _seeds_of(items, encoders)
     parts = {e: _parts(items, e, (train[e], probe)) for e in encoders}
-    names = [c[0] for c in PAPER_COLUMNS]
-    wanted = set(range(len(names))) if columns is None else {names.index(c) for c in columns}
-    shared = set.intersection(*({ci for ci, _ in p} for p in parts.values())) & wanted
-    if not shared:
-        raise EvaluationError(
-            expected_found(
-                "compared encoders",
-                "a paper column measured on all of them (with items)",
-                "none",
-                "Evaluate them on the same suites, keeping items.",
-            )
-        )
-    keys = sorted({k for p in parts.values() for k in p if k[0] in shared})
-    for e, p in parts.items():
-        lacking = [k for k in keys if k not in p]
-        if lacking:
+    needed = {(names.index(c), e) for _, e, c in terms}
+    keys: set[tuple[int, str]] = set()
+    for ci, e in needed:
+        found = {k for k in parts[e] if k[0] == ci}
+        if not found:
             raise EvaluationError(
                 expected_found(
-                    f"items of {e!r}", f"every dataset of the compared columns {keys}", f"none for {lacking}",
-                    "Evaluate every encoder on the same suites.",
+                    f"items of {e!r}",
+                    f"column {names[ci]!r}",
+                    "none",
+                    "Evaluate the encoder on the suite of that column, keeping items.",
                 )
-            )  # fmt: skip
+            )
+        keys |= found
+    for e in encoders:  # every term of a column averages the same datasets
+        for ci in {c for c, e2 in needed if e2 == e}:
+            lacking = sorted(d for c, d in keys if c == ci and (c, d) not in parts[e])
+            if lacking:
+                raise EvaluationError(
+                    expected_found(
+                        f"items of {e!r}", f"every dataset of column {names[ci]!r}", f"none for {lacking}",
+                        "Evaluate every encoder on the same suites.",
+                    )
+                )  # fmt: skip
     datasets = sorted({d for _, d in keys})
     n_items: dict[str, int] = {}
-    for e in encoders:
-        for ci, d in keys:
-            n = parts[e][(ci, d)].n_items
+    for ci, e in needed:
+        for c, d in keys:
+            if c != ci:
+                continue
+            n = parts[e][(c, d)].n_items
             if n_items.setdefault(d, n) != n:
                 raise EvaluationError(
                     expected_found(
@@ -429,25 +450,23 @@ def effect_interval(
                 )
     sizes = [n_items[d] for d in datasets] + [n_train, max(1, len(probe))]
     by_col: dict[int, list[str]] = {}
-    for ci, d in keys:
+    for ci, d in sorted(keys):
         by_col.setdefault(ci, []).append(d)
 
     def statistic(counts: list[np.ndarray]) -> np.ndarray:
         c_of = dict(zip(datasets, counts[: len(datasets)], strict=True))
         wt, wp_all = counts[-2], counts[-1]
-        total = 0.0
-        for ci, ds in by_col.items():
-            col = 0.0
-            for d in ds:
-                val = 0.0
-                for w, e in terms:
-                    part = parts[e][(ci, d)]
-                    # a part without probe seeds (retrieval: no probe) weighs its one row by 1
-                    wp = wp_all if part.n_probe == wp_all.shape[1] else np.ones((wp_all.shape[0], 1))
-                    val = val + w * part.stat(c_of[d], wt, wp)
-                col = col + val
-            total = total + col / len(ds)
-        return total / len(by_col)
+        total = np.zeros(wt.shape[0])
+        for w, e, column in terms:
+            ci = names.index(column)
+            col = np.zeros(wt.shape[0])
+            for d in by_col[ci]:
+                part = parts[e][(ci, d)]
+                # a part without probe seeds (retrieval: no probe) weighs its one row by 1
+                wp = wp_all if part.n_probe == wp_all.shape[1] else np.ones((wp_all.shape[0], 1))
+                col = col + part.stat(c_of[d], wt, wp)
+            total = total + w * col / len(by_col[ci])
+        return total
 
     est, lo, hi = bootstrap_indices(
         sizes, statistic, n_resamples=n_resamples, confidence=confidence, seed=seed
@@ -463,10 +482,10 @@ def cell_intervals(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """Every encoder x paper column with items: ``encoder, column, estimate, ci_low, ci_high, n_items,
+    """Every encoder x column (paper and analysis columns) with items: ``encoder, column, estimate, ci_low, ci_high, n_items,
     n_train_seeds, n_probe_seeds`` (last layer; the column is the mean over its datasets of the metric,
     averaged over the encoder's seeds; the interval resamples test items per dataset and seeds)."""
-    names = [c[0] for c in PAPER_COLUMNS]
+    names = [c[0] for c in ANALYSIS_COLUMNS]
     rows = []
     for e in encoders if encoders is not None else items["encoder"].unique(maintain_order=True).to_list():
         probe, _, train = _seeds_of(items, [e])

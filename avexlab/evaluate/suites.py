@@ -177,11 +177,11 @@ def evaluate_embeddings(
                 )
             )
 
-    def add(layer: int, seed: int, method: str, metric: str, value: float, n: int) -> None:
+    def add(layer: int, seed: int | None, method: str, metric: str, value: float, n: int) -> None:
         rows.append(
             {
                 **base,
-                "seed": int(seed),
+                "probe_seed": seed,
                 "layer": layer,
                 "method": method,
                 "metric": metric,
@@ -220,8 +220,8 @@ def evaluate_embeddings(
                     x[te], test_df["labels"].to_list(), device=spec.device, per_query=per_query
                 )
             if res["n_queries"]:
-                add(layer, spec.seed, "retrieval", "roc_auc", res["roc_auc"], res["n_queries"])
-                add(layer, spec.seed, "retrieval", "precision_at_1", res["precision_at_1"], res["n_queries"])
+                add(layer, None, "retrieval", "roc_auc", res["roc_auc"], res["n_queries"])
+                add(layer, None, "retrieval", "precision_at_1", res["precision_at_1"], res["n_queries"])
                 keep(layer, None, "retrieval", "roc_auc", value=res.get("query_roc_auc"))
                 keep(layer, None, "retrieval", "precision_at_1", value=res.get("query_hit"))
             if task_family != "individual_id":
@@ -235,7 +235,7 @@ def evaluate_embeddings(
                 if fair["n_queries"]:
                     for metric, per in (("roc_auc", "query_roc_auc"), ("precision_at_1", "query_hit")):
                         name = f"{metric}_cross_recording"
-                        add(layer, spec.seed, "retrieval", name, fair[metric], fair["n_queries"])
+                        add(layer, None, "retrieval", name, fair[metric], fair["n_queries"])
                         keep(layer, None, "retrieval", name, value=fair.get(per))
         if "clustering" in methods and not multi_label:
             y_test = _single_labels(test_df, f"dataset {dataset!r} test")

@@ -1,10 +1,13 @@
 """The tidy results table and the tables read off it: the paper-shaped pivot, the focal -> soundscape
 (OOD) gaps, and the ablation grid's views (each trained cell against its random-init twins).
 
-Results table, one row per (encoder, dataset, method, metric, layer, seed):
-``encoder, checkpoint, benchmark, dataset, task_family, domain, method, metric, value, n, seed, layer,
-probe_recipe`` (:data:`RESULT_SCHEMA`); a grid adds ``architecture, mix, paradigm, objective,
-ssl_objective``. Every table here is a pivot of it.
+Results table, one row per (encoder, training seed, dataset, method, metric, layer, probe seed):
+``encoder, checkpoint, benchmark, dataset, task_family, domain, method, metric, value, n, probe_seed, layer,
+probe_recipe, train_seed, examples_seen`` (:data:`RESULT_SCHEMA`). ``probe_seed`` is the seed of the
+probe and of k-means (null for retrieval, which has none); ``train_seed`` the training seed of the encoder
+(its initialisation and data order; null when unknown) and ``examples_seen`` the clips it saw in training
+(0 for a random-init encoder, null when unknown). A grid adds ``architecture, mix, paradigm, objective,
+ssl_objective, ssl_examples, sl_examples``. Every table here is a pivot of it.
 
 Tables that stand beside the paper's published numbers carry a ``source`` column (:data:`PAPER_SOURCE`,
 :data:`SYNTH_SOURCE`, :data:`REAL_SOURCE`), so a number measured on the synthetic world is never read as
@@ -22,6 +25,7 @@ from avexlab.errors import ConfigError, EvaluationError, expected_found
 
 __all__ = [
     "ABLATION_FACTORS",
+    "ANALYSIS_COLUMNS",
     "PAPER_COLUMNS",
     "PAPER_SOURCE",
     "REAL_SOURCE",
@@ -50,9 +54,11 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "metric": pl.String(),
     "value": pl.Float64(),
     "n": pl.Int64(),
-    "seed": pl.Int64(),
+    "probe_seed": pl.Int64(),
     "layer": pl.Int64(),
     "probe_recipe": pl.String(),
+    "train_seed": pl.Int64(),
+    "examples_seen": pl.Int64(),
 }
 
 
@@ -66,6 +72,15 @@ PAPER_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("Indiv. ID probe", "individual_id", "probe", "accuracy"),
     ("Repertoire R-auc", "repertoire", "retrieval", "roc_auc"),
     ("Repertoire C-nmi", "repertoire", "clustering", "nmi"),
+)
+
+# Columns the analyses read besides the paper's: retrieval on soundscape windows (plain, and with the query's
+# own recording left out: the fair focal -> soundscape comparison).
+ANALYSIS_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    *PAPER_COLUMNS,
+    ("BEANS det R-auc", "detection", "retrieval", "roc_auc"),
+    ("BEANS det R-auc cross-rec", "detection", "retrieval", "roc_auc_cross_recording"),
+    ("BirdSet R-auc cross-rec", "birdset", "retrieval", "roc_auc_cross_recording"),
 )
 
 

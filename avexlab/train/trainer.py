@@ -334,13 +334,28 @@ def _train(
         atomic_write(run_dir / "metrics.parquet", _parquet_bytes(metrics))
         _export_encoder(module.encoder, run_dir)
         module.objective.export(run_dir)
+        prov = json.loads((run_dir / "provenance.json").read_text())
         if skipped:  # clips that failed while decoding (on_error="skip"): listed in provenance.json
-            prov = json.loads((run_dir / "provenance.json").read_text())
             known = {(s["clip_id"], s["reason"]) for s in prov["skipped_clips"]}
             prov["skipped_clips"] += [s for s in skipped if (s["clip_id"], s["reason"]) not in known]
-            atomic_write(run_dir / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
+        # what the run cost: examples seen, wall time of its sessions up to this checkpoint, throughput
+        session = time.perf_counter() - t_session
+        prov["training"] = {
+            "examples_seen": step * cfg.optim.batch_size,
+            "wall_s": round(wall_before + session, 3),
+            "clips_per_s": round((step - step_start) * cfg.optim.batch_size / session, 3)
+            if session > 0
+            else None,
+        }
+        atomic_write(run_dir / "provenance.json", json.dumps(prov, indent=2, default=str).encode())
 
     # ---- the loop ----
+    step_start, t_session = step, time.perf_counter()
+    wall_before = 0.0
+    if is_main and step > 0:
+        wall_before = float(
+            json.loads((run_dir / "provenance.json").read_text()).get("training", {}).get("wall_s", 0)
+        )
     bar = _progress(cfg.runtime.progress and is_main, total_steps, step)
     t0 = time.perf_counter()
     model.train()

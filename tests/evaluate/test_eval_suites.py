@@ -166,7 +166,7 @@ def test_label_space_mismatch_and_missing_manifest_are_clear_errors(tmp_path):
 
 
 def _results(rows):
-    base = {"checkpoint": "c", "benchmark": "b", "dataset": "d", "n": 10, "seed": 42, "layer": 0}
+    base = {"checkpoint": "c", "benchmark": "b", "dataset": "d", "n": 10, "probe_seed": 42, "layer": 0}
     return pl.DataFrame([{**base, **r} for r in rows], schema=RESULT_SCHEMA)
 
 

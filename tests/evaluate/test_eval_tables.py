@@ -55,7 +55,7 @@ def _rows(encoder: str, checkpoint: str, cells: dict[tuple[str, str, str, str], 
             "metric": metric,
             "value": value,
             "n": 10,
-            "seed": 42,
+            "probe_seed": 42,
             "layer": 3,
         }
         for (fam, ds, method, metric), value in cells.items()

@@ -1,0 +1,101 @@
+"""Agile modeling: from one example of a call to a classifier you can trust over a whole archive.
+
+The loop (each step one module, each callable from Python, the CLI's ``avexlab agile`` and notebook 08):
+
+1. :mod:`~avexlab.agile.store`: every window of an archive embedded once by one encoder, on disk
+   (appendable, resumable after a kill, sharded under ``torchrun``, memory-mapped when read).
+2. :mod:`~avexlab.agile.search`: search by example (a clip, a selection, several), exact or through an
+   approximate ``usearch`` index whose recall against exact search is measured and recorded.
+3. :mod:`~avexlab.agile.labels`: an append-only table of positive / negative / background labels with
+   who and when; :mod:`~avexlab.agile.classifier`: a linear (or small MLP) classifier on frozen
+   embeddings that owns its normalisation, with an explicit background output and class weights.
+4. :mod:`~avexlab.agile.calibration`: temperature / Platt scaling, ECE and reliability curves,
+   per-class thresholds for a target precision (or recall) with bootstrap intervals, a per-class report.
+5. :mod:`~avexlab.agile.active`: what to review next (margin, uncertainty, or random as the control).
+6. :mod:`~avexlab.agile.detect`: scores over the store, detections, Raven selection tables and parquet.
+
+Names are resolved lazily so that ``import avexlab.agile`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .active import next_batch
+    from .calibration import (
+        Calibrator,
+        classification_report,
+        expected_calibration_error,
+        reliability_curve,
+        threshold_for_precision,
+        threshold_for_recall,
+    )
+    from .classifier import AgileClassifier, training_data
+    from .detect import detect, read_raven_detections, score_store, write_detections, write_raven
+    from .labels import BACKGROUND, LabelTable
+    from .search import Query, SearchIndex, search
+    from .store import EmbeddingStore, StoreError, build_store
+
+_EXPORTS: dict[str, str] = {
+    "EmbeddingStore": "store",
+    "StoreError": "store",
+    "build_store": "store",
+    "SearchIndex": "search",
+    "Query": "search",
+    "search": "search",
+    "BACKGROUND": "labels",
+    "LabelTable": "labels",
+    "AgileClassifier": "classifier",
+    "training_data": "classifier",
+    "Calibrator": "calibration",
+    "classification_report": "calibration",
+    "expected_calibration_error": "calibration",
+    "reliability_curve": "calibration",
+    "threshold_for_precision": "calibration",
+    "threshold_for_recall": "calibration",
+    "next_batch": "active",
+    "detect": "detect",
+    "score_store": "detect",
+    "write_detections": "detect",
+    "write_raven": "detect",
+    "read_raven_detections": "detect",
+}
+
+__all__ = [
+    "AgileClassifier",
+    "BACKGROUND",
+    "Calibrator",
+    "EmbeddingStore",
+    "LabelTable",
+    "Query",
+    "SearchIndex",
+    "StoreError",
+    "build_store",
+    "classification_report",
+    "detect",
+    "expected_calibration_error",
+    "next_batch",
+    "read_raven_detections",
+    "reliability_curve",
+    "score_store",
+    "search",
+    "threshold_for_precision",
+    "threshold_for_recall",
+    "training_data",
+    "write_detections",
+    "write_raven",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

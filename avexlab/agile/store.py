@@ -39,7 +39,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +57,8 @@ __all__ = [
     "archive_recordings",
     "build_store",
     "embed_segments",
+    "import_embeddings",
+    "window_id",
 ]
 
 STORE_VERSION = 1
@@ -1043,6 +1045,128 @@ def _embed_shard(
         finally:
             os.close(log_fd)
             del arr
+
+
+def import_embeddings(
+    out: str | os.PathLike[str],
+    windows: pl.DataFrame,
+    chunks: Iterable[np.ndarray],
+    *,
+    encoder_name: str,
+    encoder_hash: str,
+    sample_rate: int,
+    window_s: float,
+    hop_s: float,
+    dtype: Literal["float32", "float16"] = "float32",
+    root: str | None = None,
+    progress: bool = False,
+) -> EmbeddingStore:
+    """A new store from embeddings computed elsewhere (an encoder avexlab cannot run, or synthetic vectors
+    for a benchmark): ``windows`` has ``path``, ``recording_id``, ``start_s``, ``end_s`` (one row per
+    vector, in order); ``chunks`` yields ``[n_i, D]`` arrays whose rows follow it (so an archive larger
+    than memory streams through). The identity records ``encoder_name`` and ``encoder_hash`` with no spec:
+    queries must then come as vectors, or with an encoder object whose hash matches."""
+    from tqdm.auto import tqdm
+
+    out_p = Path(out)
+    if (out_p / "store.json").exists():
+        raise StoreError(
+            expected_found("new store", f"no store at {out_p}", "one", "Pick another folder or remove it.")
+        )
+    need = {"path", "recording_id", "start_s", "end_s"}
+    if not need <= set(windows.columns):
+        raise StoreError(
+            expected_found("windows", f"columns {sorted(need)}", str(windows.columns), "Add them.")
+        )
+    w = windows.select(
+        pl.struct("path", "start_s")
+        .map_elements(lambda s: window_id(s["path"], s["start_s"]), return_dtype=pl.String)
+        .alias("window_id"),
+        pl.col("path").cast(pl.String),
+        pl.col("recording_id").cast(pl.String),
+        pl.col("start_s").cast(pl.Float64),
+        pl.col("end_s").cast(pl.Float64),
+        pl.lit(0, pl.Int64).alias("unit"),
+    )
+    if w["window_id"].is_duplicated().any():
+        raise StoreError(
+            expected_found("windows", "unique (path, start_s)", "duplicates", "Deduplicate them.")
+        )
+    n = w.height
+    it = iter(chunks)
+    first = np.asarray(next(it))
+    dim = int(first.shape[1])
+    ident = {
+        "name": encoder_name,
+        "spec": None,
+        "seed": 0,
+        "config": {},
+        "hash": encoder_hash,
+        "sample_rate": int(sample_rate),
+    }
+    meta = {
+        "version": STORE_VERSION,
+        "encoder": ident,
+        "window_s": float(window_s),
+        "hop_s": float(hop_s),
+        "layer": -1,
+        "pooling": "mean",
+        "dtype": dtype,
+        "dim": dim,
+        "root": root,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out_p.mkdir(parents=True, exist_ok=True)
+    seg = out_p / "segments" / "000000"
+    tmp = out_p / "segments" / f".new-000000-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    w.write_parquet(tmp / "windows.parquet")
+    pl.DataFrame(
+        {"unit": [0], "lo": [0], "n": [n], "shard": [0]},
+        schema={"unit": pl.Int64, "lo": pl.Int64, "n": pl.Int64, "shard": pl.Int64},
+    ).write_parquet(tmp / "units.parquet")
+    atomic_write(
+        tmp / "segment.json",
+        json.dumps({"rows": n, "units": 1, "shards": [[0, n]], "recordings": [], "imported": True}),
+    )
+    arr = np.lib.format.open_memmap(tmp / "shard-000.npy", mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
+    h = hashlib.sha256()
+    row = 0
+    with tqdm(total=n, desc="importing", unit="win", disable=not progress) as bar:
+        for c in _chain(first, it):
+            c = np.asarray(c, dtype=np.dtype(dtype))
+            if c.ndim != 2 or c.shape[1] != dim or row + c.shape[0] > n:
+                raise StoreError(
+                    expected_found(
+                        "embedding chunks",
+                        f"[n_i, {dim}] arrays, {n} rows in all",
+                        f"shape {c.shape} at row {row}",
+                        "Give one row per window.",
+                    )
+                )
+            arr[row : row + c.shape[0]] = c
+            h.update(np.ascontiguousarray(c).tobytes())
+            row += c.shape[0]
+            bar.update(c.shape[0])
+    if row != n:
+        raise StoreError(
+            expected_found(
+                "embedding chunks", f"{n} rows (one per window)", f"{row}", "Give one row per window."
+            )
+        )
+    arr.flush()
+    del arr
+    line = json.dumps({"unit": 0, "lo": 0, "hi": n, "sha256": h.hexdigest()})
+    (tmp / "shard-000.log").write_text(line + "\n")
+    atomic_write(out_p / "store.json", json.dumps(meta, indent=2))
+    os.rename(tmp, seg)
+    fsync_dir(seg.parent)
+    return EmbeddingStore.open(out_p)
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
 
 
 def _mend_torn_tail(log: Path, fd: int) -> None:

@@ -41,7 +41,9 @@ __all__ = [
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+    from scipy.special import expit
+
+    return expit(np.asarray(z, dtype=np.float64))
 
 
 def _labelled(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

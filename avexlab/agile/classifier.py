@@ -206,7 +206,9 @@ class AgileClassifier:
         z = self.logits(X)
         if calibrated and self.calibration is not None:
             z = self.calibration.apply(z)
-        return (1.0 / (1.0 + np.exp(-z.astype(np.float64)))).astype(np.float32)
+        from scipy.special import expit
+
+        return expit(z.astype(np.float64)).astype(np.float32)
 
     # ------------------------------------------------------------------------------------- fitting
     def fit(

@@ -832,7 +832,7 @@ def build_store(
         segs = {s.path: s for s in store.segments}
         for (seg_path, k), units in by_shard.items():
             seg = segs[seg_path]
-            _embed_shard(seg, k, units, enc, store, batch_size, device, bar)
+            _embed_shard(seg, k, units, enc, store, batch_size, device, bar, rank)
         bar.close()
         _barrier(world)
     return EmbeddingStore.open(out_p)
@@ -992,8 +992,10 @@ def _embed_shard(
     batch_size: int,
     device: str | torch.device,
     bar: Any,
+    rank: int = 0,
 ) -> None:
-    """Embed the given units of shard ``k`` of ``seg``: rows to the memory map, flush, then one commit line."""
+    """Embed the given units of shard ``k`` of ``seg``: rows to the memory map, flush, then one commit line
+    (which also records the torchrun rank that wrote it)."""
     lo_k, hi_k = seg.shards[k]
     shard = seg.shard_file(k)
     with _locked(seg.path / f"shard-{k:03d}.lock"):
@@ -1038,7 +1040,9 @@ def _embed_shard(
                 ).astype(store.dtype)
                 arr[lo - lo_k : lo - lo_k + n] = vec
                 arr.flush()
-                line = json.dumps({"unit": int(u), "lo": int(lo), "hi": int(lo + n), "sha256": _digest(vec)})
+                line = json.dumps(
+                    {"unit": int(u), "lo": int(lo), "hi": int(lo + n), "sha256": _digest(vec), "rank": rank}
+                )
                 os.write(log_fd, (line + "\n").encode())
                 os.fsync(log_fd)
                 bar.update(n)

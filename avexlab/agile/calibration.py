@@ -20,6 +20,7 @@ detections above the threshold (``next_batch(strategy="random")`` over detection
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -203,7 +204,7 @@ def _threshold(
     n_resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    from scipy.stats import bootstrap
+    from scipy.stats import DegenerateDataWarning, bootstrap
 
     if not 0 < target <= 1:
         raise StoreError(expected_found(f"target {kind}", "a number in (0, 1]", repr(target), "E.g. 0.9."))
@@ -240,16 +241,20 @@ def _threshold(
         r0 = t[keep].sum() / t.sum()
         return np.array([a, p0, r0, float(ok)])
 
-    res = bootstrap(
-        (s, t),
-        stat,
-        paired=True,
-        vectorized=False,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
+    with warnings.catch_warnings():
+        # scipy's own interval is not used (the quantiles below skip unreachable resamples), so its
+        # warnings about degenerate distributions of that interval do not apply.
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        res = bootstrap(
+            (s, t),
+            stat,
+            paired=True,
+            vectorized=False,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
     dist = np.asarray(res.bootstrap_distribution)
     q = [(1 - confidence) / 2, 1 - (1 - confidence) / 2]
     for i, name in enumerate(("threshold", "precision", "recall")):

@@ -88,6 +88,15 @@ def training_data(
             )
         )
     cur = cur.filter(pl.col("label").is_in([*classes, BACKGROUND]))
+    if not ((cur["value"] == "positive") & (cur["label"] != BACKGROUND)).any():
+        raise StoreError(
+            expected_found(
+                "labels",
+                f"at least one positive window of {classes}",
+                f"{cur.height} label(s), none a positive of those classes",
+                "Label some examples first (search, then label the hits).",
+            )
+        )
     wids = cur["window_id"].unique(maintain_order=True).to_list()
     rows = store.rows_of(wids)
     pos = {w: i for i, w in enumerate(wids)}

@@ -27,7 +27,7 @@ from avexlab.errors import expected_found
 
 from .store import EmbeddingStore, StoreError
 
-__all__ = ["BACKGROUND", "LABEL_SCHEMA", "LabelTable"]
+__all__ = ["BACKGROUND", "LABEL_SCHEMA", "LabelTable", "window_truth"]
 
 BACKGROUND = "background"
 """The explicit background class: a window with none of the target classes in it."""
@@ -163,6 +163,33 @@ class LabelTable:
         self._append("".join(line + "\n" for line in lines).encode())
         return len(lines)
 
+    def add_from_truth(
+        self,
+        store: EmbeddingStore,
+        rows: Sequence[int],
+        truth: pl.DataFrame,
+        classes: Sequence[str],
+        *,
+        annotator: str = "truth",
+        source: str = "truth",
+        time: str | None = None,
+    ) -> int:
+        """Label ``rows`` as a reviewer who knows the annotations would (``truth`` from
+        :func:`window_truth`): for each class, positive when a call of it lies in the window, negative when
+        none touches it; background when no call of any kind touches the window. A call cut by the window
+        edge is left unlabelled for its class (ambiguous). Used to simulate sessions on annotated archives
+        (the synthetic world, or recordings with Raven tables). Returns the entries appended."""
+        by_row = {int(r): (p, t) for r, p, t in truth.select("row", "positives", "touched").iter_rows()}
+        n = 0
+        for c in classes:
+            pos = [r for r in rows if c in by_row[int(r)][0]]
+            neg = [r for r in rows if c not in by_row[int(r)][1] and by_row[int(r)][1]]
+            n += self.add(store, pos, c, "positive", annotator=annotator, source=source, time=time)
+            n += self.add(store, neg, c, "negative", annotator=annotator, source=source, time=time)
+        bg = [r for r in rows if not by_row[int(r)][1]]
+        n += self.add(store, bg, BACKGROUND, annotator=annotator, source=source, time=time)
+        return n
+
     def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -177,3 +204,35 @@ class LabelTable:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def window_truth(windows: pl.DataFrame, events: pl.DataFrame, *, min_fraction: float = 0.5) -> pl.DataFrame:
+    """What annotated events say about each store window.
+
+    ``windows``: a store's windows (``row``, ``path``, ``start_s``, ``end_s``); ``events``: annotations with
+    ``path``, ``onset_s``, ``offset_s``, ``label`` (an events table: the synthetic world's, or one read from
+    Raven tables by ``prepare_raven``). Returns per row: ``positives`` (labels of events with at least
+    ``min_fraction`` of their duration inside the window) and ``touched`` (labels of events overlapping it
+    at all), sorted and unique. A window with nothing touched holds background only.
+    """
+    ev = events.select(
+        pl.col("path").cast(pl.String),
+        pl.col("onset_s").cast(pl.Float64),
+        pl.col("offset_s").cast(pl.Float64),
+        "label",
+    )
+    pairs = windows.select("row", "path", "start_s", "end_s").join(ev, on="path", how="inner")
+    overlap = (pl.min_horizontal("end_s", "offset_s") - pl.max_horizontal("start_s", "onset_s")).clip(
+        lower_bound=0
+    )
+    duration = (pl.col("offset_s") - pl.col("onset_s")).clip(lower_bound=1e-9)
+    pairs = pairs.with_columns(overlap.alias("__ov"), (overlap / duration).alias("__frac")).filter(
+        pl.col("__ov") > 0
+    )
+    agg = pairs.group_by("row").agg(
+        pl.col("label").filter(pl.col("__frac") >= min_fraction).unique().sort().alias("positives"),
+        pl.col("label").unique().sort().alias("touched"),
+    )
+    out = windows.select("row").join(agg, on="row", how="left").sort("row")
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    return out.with_columns(pl.col("positives").fill_null(empty), pl.col("touched").fill_null(empty))

@@ -74,6 +74,9 @@ def build(
     unit_windows: Annotated[
         int, typer.Option(help="Windows per committed unit (what a kill can lose).")
     ] = 256,
+    index_above: Annotated[
+        int, typer.Option(help="From this many windows on, also build/update the approximate search index.")
+    ] = 100_000,
 ) -> None:
     """Embed every window of an archive into a store. Run the same command again to resume after a kill or to
     add new recordings; under `torchrun --nproc-per-node N -m avexlab.cli agile build ...` each process embeds
@@ -84,6 +87,7 @@ def build(
         store = build_store(
             archive, out, encoder, root=root, seed=seed, window_s=window_s, hop_s=hop_s, layer=layer,
             pooling=pooling, dtype=dtype, batch_size=batch_size, device=device, unit_windows=unit_windows,  # type: ignore[arg-type]
+            index_above=index_above,
         )  # fmt: skip
     except AvexlabError as err:
         _fail(err)

@@ -750,6 +750,7 @@ def build_store(
     device: str | torch.device = "cpu",
     unit_windows: int = 256,
     shards: int | None = None,
+    index_above: int | None = 100_000,
     progress: bool = True,
 ) -> EmbeddingStore:
     """Build, resume or grow the store ``out`` from an archive; returns it opened.
@@ -763,6 +764,9 @@ def build_store(
         dtype: stored precision (``float16`` halves the disk; reads return float32).
         unit_windows: windows per unit of work (what a kill can lose, per process).
         shards: shard count of a new segment (default: the number of torchrun processes).
+        index_above: from this many windows on, the approximate search index is built (or brought up to
+            date: only new rows are added) once the windows are embedded; exact search serves smaller
+            stores. None: never.
 
     The same call on an existing store first finishes its unfinished units (after a kill), then adds a
     segment for the archive's recordings not yet in the store. A store built with other parameters
@@ -834,6 +838,12 @@ def build_store(
             seg = segs[seg_path]
             _embed_shard(seg, k, units, enc, store, batch_size, device, bar, rank)
         bar.close()
+        _barrier(world)
+        done = EmbeddingStore.open(out_p)
+        if rank == 0 and index_above is not None and done.n_rows >= index_above:
+            from .search import SearchIndex
+
+            SearchIndex.build(done, progress=progress)
         _barrier(world)
     return EmbeddingStore.open(out_p)
 

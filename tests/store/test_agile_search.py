@@ -129,7 +129,7 @@ def test_a_stale_index_is_refused_then_brought_up_to_date(tmp_path: Path) -> Non
     from avexlab.agile.store import build_store
 
     src = write_archive(tmp_path / "a", files={"x.wav": [("chirp", 2.0)]})
-    kw = {"window_s": 1.0, "hop_s": 0.5, "progress": False}
+    kw = {"window_s": 1.0, "hop_s": 0.5, "progress": False, "index_above": None}
     store = build_store(src, tmp_path / "s", "logmel:tiny", **kw)
     index = SearchIndex.build(store, threads=1, progress=False)
     assert index.info["added_rows"] == len(store) and index.info["recall_at_10"] >= 0.95
@@ -146,3 +146,7 @@ def test_a_stale_index_is_refused_then_brought_up_to_date(tmp_path: Path) -> Non
     assert SearchIndex.open(grown).info["rows"] == len(grown)
     last = search(grown, grown.vectors([len(grown) - 1]), k=1)  # a new row is in the index: it finds itself
     assert last["method"][0] == "index" and last["row"][0] == len(grown) - 1
+    # above index_above windows, the build itself brings the index up to date
+    write_archive(src, seed=2, files={"z.wav": [("chirp", 5.0)]})
+    third = build_store(src, tmp_path / "s", "logmel:tiny", **{**kw, "index_above": 10})
+    assert SearchIndex.open(third).info["added_rows"] == len(third) - len(grown)

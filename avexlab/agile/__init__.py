@@ -14,6 +14,10 @@ The loop (each step one module, each callable from Python, the CLI's ``avexlab a
 5. :mod:`~avexlab.agile.active`: what to review next (margin, uncertainty, or random as the control).
 6. :mod:`~avexlab.agile.detect`: scores over the store, detections, Raven selection tables and parquet.
 
+:mod:`~avexlab.agile.simulate` replays sessions on annotated archives (a reviewer answering from the
+annotations) to compare strategies; ``avexlab agile ...`` (:mod:`~avexlab.agile.cli`) runs each step
+from the shell.
+
 Names are resolved lazily so that ``import avexlab.agile`` stays cheap.
 """
 
@@ -34,19 +38,24 @@ if TYPE_CHECKING:
     )
     from .classifier import AgileClassifier, training_data
     from .detect import detect, read_raven_detections, score_store, write_detections, write_raven
-    from .labels import BACKGROUND, LabelTable
+    from .labels import BACKGROUND, LabelTable, window_truth
     from .search import Query, SearchIndex, search
-    from .store import EmbeddingStore, StoreError, build_store
+    from .simulate import simulate_session
+    from .store import EmbeddingStore, StoreError, archive_recordings, build_store, import_embeddings
 
 _EXPORTS: dict[str, str] = {
     "EmbeddingStore": "store",
     "StoreError": "store",
     "build_store": "store",
+    "import_embeddings": "store",
+    "archive_recordings": "store",
     "SearchIndex": "search",
     "Query": "search",
     "search": "search",
     "BACKGROUND": "labels",
     "LabelTable": "labels",
+    "window_truth": "labels",
+    "simulate_session": "simulate",
     "AgileClassifier": "classifier",
     "training_data": "classifier",
     "Calibrator": "calibration",
@@ -72,18 +81,22 @@ __all__ = [
     "Query",
     "SearchIndex",
     "StoreError",
+    "archive_recordings",
     "build_store",
     "classification_report",
     "detect",
     "expected_calibration_error",
+    "import_embeddings",
     "next_batch",
     "read_raven_detections",
     "reliability_curve",
     "score_store",
     "search",
+    "simulate_session",
     "threshold_for_precision",
     "threshold_for_recall",
     "training_data",
+    "window_truth",
     "write_detections",
     "write_raven",
 ]

@@ -18,7 +18,8 @@ The loop (each step one module, each callable from Python, the CLI's ``avexlab a
 annotations) to compare strategies; ``avexlab agile ...`` (:mod:`~avexlab.agile.cli`) runs each step
 from the shell.
 
-Names are resolved lazily so that ``import avexlab.agile`` stays cheap.
+Names are resolved lazily so that ``import avexlab.agile`` stays cheap. The functions ``search`` and
+``detect`` share their modules' names: import them from ``avexlab.agile.search`` / ``avexlab.agile.detect``.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ if TYPE_CHECKING:
         threshold_for_recall,
     )
     from .classifier import AgileClassifier, training_data
-    from .detect import detect, read_raven_detections, score_store, write_detections, write_raven
+    from .detect import read_raven_detections, score_store, write_detections, write_raven
     from .labels import BACKGROUND, LabelTable, window_truth
-    from .search import Query, SearchIndex, search
+    from .search import Query, SearchIndex
     from .simulate import simulate_session
     from .store import EmbeddingStore, StoreError, archive_recordings, build_store, import_embeddings
 
@@ -51,7 +52,6 @@ _EXPORTS: dict[str, str] = {
     "archive_recordings": "store",
     "SearchIndex": "search",
     "Query": "search",
-    "search": "search",
     "BACKGROUND": "labels",
     "LabelTable": "labels",
     "window_truth": "labels",
@@ -65,7 +65,6 @@ _EXPORTS: dict[str, str] = {
     "threshold_for_precision": "calibration",
     "threshold_for_recall": "calibration",
     "next_batch": "active",
-    "detect": "detect",
     "score_store": "detect",
     "write_detections": "detect",
     "write_raven": "detect",
@@ -84,14 +83,12 @@ __all__ = [
     "archive_recordings",
     "build_store",
     "classification_report",
-    "detect",
     "expected_calibration_error",
     "import_embeddings",
     "next_batch",
     "read_raven_detections",
     "reliability_curve",
     "score_store",
-    "search",
     "simulate_session",
     "threshold_for_precision",
     "threshold_for_recall",

@@ -664,13 +664,25 @@ def _(
     _held = _w.filter(pl.col("recording_id").str.contains("/test/"))["row"].to_numpy()
     _pool = np.setdiff1d(np.arange(store.n_rows), _held)
     _seeds, _rounds, _batch = (2, 3, 6) if scale.value == "smoke" else (5, 12, 10)
+    # species with pool positives; a session starts from search: 2 of their positives, plus 10 random windows
+    _positives = {
+        _c: np.intersect1d(truth.filter(truth["positives"].list.contains(_c))["row"].to_numpy(), _pool)
+        for _c in target_classes
+    }
+    sim_classes = [_c for _c, _p in _positives.items() if _p.size >= 2]
+    mo.stop(
+        not sim_classes,
+        mo.md("No target species calls in the training soundscapes: no sessions to simulate."),
+    )
     _curves = []
     with mo.status.spinner(title="Simulating labelling sessions ..."):
         for _seed in range(_seeds):
-            _start = np.random.default_rng(_seed).choice(_pool, size=min(12, _pool.size), replace=False)
+            _rng = np.random.default_rng(_seed)
+            _start = [int(r) for _c in sim_classes for r in _rng.choice(_positives[_c], 2, replace=False)]
+            _start += _rng.choice(_pool, size=min(10, _pool.size), replace=False).tolist()
             for _strategy in ("margin", "random"):
                 _c = simulate_session(
-                    store, truth, target_classes, start_rows=_start, strategy=_strategy, batch=_batch,
+                    store, truth, sim_classes, start_rows=_start, strategy=_strategy, batch=_batch,
                     rounds=_rounds, pool_rows=_pool, eval_rows=_held, seed=_seed,
                 )  # fmt: skip
                 _curves.append(
@@ -693,7 +705,7 @@ def _(
             mo.ui.table(pl.DataFrame(_reach), selection=None),
         ]
     )
-    return (curves,)
+    return curves, sim_classes
 
 
 @app.cell

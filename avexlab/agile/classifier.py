@@ -67,7 +67,8 @@ def training_data(
     For class ``c``: positive -> 1, negative -> 0. A background window is 0 for every class and 1 for
     the background output; a window positive for any class is 0 for background; otherwise unknown (-1).
     ``classes`` defaults to every label with a positive. A window that is both background and positive
-    for a class is a contradiction and raises StoreError naming it.
+    for a class is a contradiction, and a class with only positives (or only negatives) cannot be
+    learned: both raise StoreError.
     """
     cur = labels.current() if isinstance(labels, LabelTable) else labels
     if classes is None:
@@ -124,6 +125,17 @@ def training_data(
     Y[is_bg, :bg] = 0
     Y[is_bg, bg] = 1
     Y[any_pos, bg] = 0
+    one_sided = [c for j, c in enumerate(classes) if not ((Y[:, j] == 1).any() and (Y[:, j] == 0).any())]
+    if one_sided:
+        raise StoreError(
+            expected_found(
+                "labels",
+                "positives and negatives (or background windows) for every class",
+                f"only one kind for {one_sided}",
+                "Label windows without the class too: negatives of it, or background windows (a classifier "
+                "that has seen only positives calls everything positive).",
+            )
+        )
     order = np.argsort(rows, kind="stable")
     rows, Y = rows[order], Y[order]
     groups = store.windows["recording_id"].to_numpy()[rows]

@@ -276,14 +276,25 @@ if not problem and truth is not None:
     held = store.windows.filter(pl.col("recording_id").str.contains("/test/"))["row"].to_numpy()
     pool = np.setdiff1d(np.arange(store.n_rows), held)
     seeds, rounds, size = (2, 3, 6) if SCALE == "smoke" else (5, 12, 10)
+    positives = {
+        c: np.intersect1d(truth.filter(truth["positives"].list.contains(c))["row"].to_numpy(), pool)
+        for c in target_classes
+    }
+    sim_classes = [
+        c for c, p in positives.items() if p.size >= 2
+    ]  # species that call in the training soundscapes
     curves = []
     for s in range(seeds):
-        start = np.random.default_rng(s).choice(pool, size=min(12, pool.size), replace=False)
+        rng = np.random.default_rng(
+            s
+        )  # a session starts from search: 2 positives per species + 10 random windows
+        start = [int(r) for c in sim_classes for r in rng.choice(positives[c], 2, replace=False)]
+        start += rng.choice(pool, size=min(10, pool.size), replace=False).tolist()
         for strategy in ("margin", "random"):
             c = simulate_session(
                 store,
                 truth,
-                target_classes,
+                sim_classes,
                 start_rows=start,
                 strategy=strategy,
                 batch=size,

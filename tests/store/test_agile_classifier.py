@@ -109,6 +109,10 @@ def test_training_targets_from_labels(built_store: EmbeddingStore, tmp_path: Pat
         training_data(built_store, table)
     with pytest.raises(StoreError, match="at least one positive"):
         training_data(built_store, LabelTable(tmp_path / "none.jsonl"))
+    only = LabelTable(tmp_path / "only.jsonl")
+    only.add(built_store, [10, 11], "chirp", annotator="a")
+    with pytest.raises(StoreError, match=r"only one kind for \['chirp'\]"):
+        training_data(built_store, only)
 
 
 # ---------------------------------------------------------------------------------------- classifier
@@ -256,5 +260,6 @@ def test_cross_validated_logits_hold_out_whole_recordings(
         np.testing.assert_allclose(oof[held], alone.logits(d.X[held]), rtol=0, atol=1e-5 * np.abs(oof).max())
     one = LabelTable(tmp_path / "one.jsonl")
     one.add(built_store, [0, 1], "chirp", annotator="a")
+    one.add(built_store, [2], BACKGROUND, annotator="a")
     with pytest.raises(StoreError, match="at least 2 recordings"):
         cross_val_logits(training_data(built_store, one))

@@ -145,6 +145,8 @@ def archive_recordings(
         "end_s",
     )
     needs_root = not rec["path"].str.contains("://").all()
+    if needs_root and base is None:  # relative paths of a frame: the current folder, made explicit
+        base = str(Path.cwd().resolve())
     return rec, (base if needs_root else None)
 
 
@@ -589,7 +591,13 @@ class EmbeddingStore:
 
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and standard deviation over every window, ``([D], [D])`` float64, computed
-        in one streaming pass (chunked, shifted sums) and kept for the life of this object."""
+        in one streaming pass (chunked, shifted sums) and kept: in this object, and on disk in
+        ``stats-<rows>.npz`` (committed rows never change and a store only grows, so its row count names
+        its content)."""
+        cache = self.path / f"stats-{self.n_rows}.npz"
+        if self._stats is None and cache.is_file() and not self.pending_units():
+            with np.load(cache) as z:
+                self._stats = (z["mean"], z["std"])
         if self._stats is None:
             n, shift = 0, None
             s1 = s2 = None
@@ -610,6 +618,9 @@ class EmbeddingStore:
             mean = s1 / n
             var = np.maximum(s2 / n - mean * mean, 0.0)
             self._stats = (mean + shift, np.sqrt(var))
+            if not self.pending_units():
+                m, sd = self._stats
+                atomic_write(cache, lambda t: np.savez(t, mean=m, std=sd))
         return self._stats
 
     def verify(self) -> list[str]:
@@ -949,6 +960,16 @@ def _prepare(
     windows, units, shard_ranges = _plan(
         new, ends, window_s=window_s, hop_s=hop_s, sr=sr, unit_windows=unit_windows, n_shards=n_shards
     )
+    dup = windows.filter(pl.col("window_id").is_duplicated())
+    if dup.height:
+        raise StoreError(
+            expected_found(
+                "windows",
+                "distinct start times (window ids are path@start in ms)",
+                f"{dup.height} sharing an id, e.g. {dup['window_id'][0]!r}",
+                "Use a hop of at least 1 ms.",
+            )
+        )
     seg_dir = out / "segments"
     seg_dir.mkdir(parents=True, exist_ok=True)
     index = len(existing.segments)

@@ -125,6 +125,10 @@ def test_reads_through_memory_maps_in_chunks(built_store: EmbeddingStore) -> Non
     np.testing.assert_allclose(
         std, whole.astype(np.float64).std(0), rtol=1e-7, atol=1e-7 * np.abs(whole).max()
     )
+    # kept on disk, named by the row count: a reopened store reads the same statistics
+    assert (built_store.path / f"stats-{len(built_store)}.npz").is_file()
+    again = EmbeddingStore.open(built_store.path).stats()
+    assert again[0].tobytes() == mean.tobytes() and again[1].tobytes() == std.tobytes()
     with pytest.raises(StoreError, match="indices in"):
         built_store.vectors([len(built_store)])
 

@@ -183,16 +183,16 @@ def _curve(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def _pick(s: np.ndarray, t: np.ndarray, target: float, kind: str) -> tuple[float, float, float]:
     """``(threshold, precision, recall)``: for ``kind="precision"`` the lowest threshold whose precision
     reaches ``target`` (the most recall at that precision); for ``"recall"`` the highest threshold whose
-    recall reaches it. Unreachable: threshold just above the top score (nothing detected), precision nan
-    (no detections), recall 0."""
+    recall reaches it. Unreachable: threshold +inf (nothing detected, whatever model scores with it;
+    a finite threshold just above these held-out scores would still pass a model trained on all labels,
+    whose scores are higher), precision nan (no detections), recall 0."""
     if s.size and t.sum() > 0:
         thr, prec, rec = _curve(s, t)
         ok = np.flatnonzero(prec >= target) if kind == "precision" else np.flatnonzero(rec >= target)
         if ok.size:
             i = ok[-1] if kind == "precision" else ok[0]
             return float(thr[i]), float(prec[i]), float(rec[i])
-    top = float(np.max(s)) if s.size else 1.0
-    return float(np.nextafter(top, np.inf)), float("nan"), 0.0
+    return float("inf"), float("nan"), 0.0
 
 
 def _threshold(
@@ -281,7 +281,7 @@ def threshold_for_precision(
     ``confidence`` percentile bootstrap intervals (``*_lo``, ``*_hi``) from ``n_resamples`` resamples of the
     labelled windows: the threshold refitted on each resample, and the precision and recall that refitted
     threshold gives on the original windows. ``reachable_fraction``: resamples where the target was met.
-    Unreachable targets give a threshold above every score (nothing detected)."""
+    Unreachable targets give a threshold of +inf (nothing detected)."""
     return _threshold(scores, y, target, "precision", confidence, n_resamples, seed)
 
 

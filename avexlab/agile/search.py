@@ -106,7 +106,7 @@ class SearchIndex:
         *,
         connectivity: int = 16,
         expansion_add: int = 128,
-        expansion_search: int = 64,
+        expansion_search: int = 256,
         threads: int = 0,
         recall_queries: int = 200,
         recall_k: int = 10,

@@ -245,6 +245,8 @@ def _threshold(
         # scipy's own interval is not used (the quantiles below skip unreachable resamples), so its
         # warnings about degenerate distributions of that interval do not apply.
         warnings.simplefilter("ignore", DegenerateDataWarning)
+        # ... nor its standard error, whose variance meets the +inf thresholds of unreachable resamples
+        warnings.simplefilter("ignore", RuntimeWarning)
         res = bootstrap(
             (s, t),
             stat,

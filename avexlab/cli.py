@@ -23,6 +23,10 @@ data_app = typer.Typer(
 models_app = typer.Typer(help="Encoders: list architectures and sizes.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+# Agile modeling (avexlab.agile): build a store, search, label, train, calibrate, next, detect, export.
+from avexlab.agile.cli import agile_app  # noqa: E402 - typer only; the commands import the rest lazily
+
+app.add_typer(agile_app, name="agile")
 
 
 def print_table(df: Any, title: str | None = None) -> None:

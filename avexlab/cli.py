@@ -42,6 +42,18 @@ def print_table(df: Any, title: str | None = None) -> None:
     Console().print(table)
 
 
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    from avexlab.errors import ConfigError
+
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise ConfigError(f"{option}: expected comma-separated integers such as 0,1,2, found {text!r}.")
+    return values
+
+
 def _fail(err: Exception) -> None:
     typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -494,6 +506,39 @@ def report(
 
 
 @app.command()
+def findings(
+    results: Annotated[
+        Path, typer.Argument(help="A grid's results.parquet (items.parquet must lie beside it).")
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per finding.")] = False,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+) -> None:
+    """The paper's findings on a grid: reproduced, contradicted or inconclusive, with effect and 95% interval."""
+    import json
+
+    from avexlab.experiments.findings import evaluate_findings, load_grid_tables
+
+    try:
+        table, items = load_grid_tables(results)
+        verdicts = evaluate_findings(table, items, n_resamples=resamples, seed=seed)
+    except AvexlabError as err:
+        _fail(err)
+    if json_out:
+        for row in verdicts.select(
+            "finding", "verdict", "effect", "ci_low", "ci_high", "n_pairs", "statement"
+        ).iter_rows(named=True):
+            typer.echo(json.dumps(row))
+        return
+    print_table(
+        verdicts.select("finding", "verdict", "effect", "ci_low", "ci_high", "n_pairs"),
+        title=f"the paper's findings on {results} (95% paired bootstrap intervals)",
+    )
+    for r in verdicts.iter_rows(named=True):
+        typer.echo(f"{r['finding']}: {r['statement']}")
+
+
+@app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
     set_: Annotated[
@@ -520,9 +565,21 @@ def grid(
     ),
     world: Annotated[Path | None, typer.Option(help="A rendered world folder (default: render one).")] = None,
     workers: Annotated[int, typer.Option(help="Encoders evaluated in parallel processes.")] = 1,
-    twin_seeds: Annotated[
-        int | None,
-        typer.Option(help="Random-init twins per architecture (default: the profile's; quick has 3)."),
+    train_seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Training seeds of every cell, comma-separated (default: the profile's; quick: 0,1,2)."
+        ),
+    ] = None,
+    probe_seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe (and k-means) seeds, comma-separated (default: the profile's; quick: 42,43,44)."
+        ),
+    ] = None,
+    existing: Annotated[
+        str | None,
+        typer.Option(help="Released encoders to evaluate beside the grid, comma-separated, e.g. birdnet."),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -539,7 +596,12 @@ def grid(
     from avexlab.experiments.grid import profile_with_sets
 
     try:
-        extra = {} if twin_seeds is None else {"twin_seeds": twin_seeds}
+        extra: dict[str, Any] = {}
+        for key, text in (("train_seeds", train_seeds), ("probe_seeds", probe_seeds)):
+            if text is not None:
+                extra[key] = _int_list(text, f"--{key.replace('_', '-')}")
+        if existing is not None:
+            extra["existing"] = tuple(x.strip() for x in existing.split(",") if x.strip())
         prof = profile_with_sets(profile, set_ or [])
         results_path = run_grid(profile=prof, out=out, world=world, workers=workers, **extra)
     except AvexlabError as err:

@@ -405,6 +405,16 @@ def effect_interval(
             expected_found("effect terms", f"(weight, encoder, column) with columns among {names}",
                            f"{len(terms)} terms, unknown columns {unknown}", "Fix the terms.")
         )  # fmt: skip
+    merged: dict[tuple[str, str], float] = {}
+    for w, e, c in terms:  # one term per (encoder, column): each part is recomputed once per draw
+        merged[(e, c)] = merged.get((e, c), 0.0) + float(w)
+    terms = [(w, e, c) for (e, c), w in merged.items() if w != 0.0]
+    if not terms:
+        raise EvaluationError(
+            expected_found(
+                "effect terms", "a combination that is not identically 0", "terms that cancel", "Fix them."
+            )
+        )
     encoders = list(dict.fromkeys(e for _, e, _ in terms))
     probe, n_train, train = _seeds_of(items, encoders)
     parts = {e: _parts(items, e, (train[e], probe)) for e in encoders}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ from .spec import PROBE_RECIPES, EvalSpec
 from .stats import item_rows
 from .tables import RESULT_SCHEMA
 
-__all__ = ["evaluate_embeddings", "evaluate_suite", "stratified_subsample"]
+__all__ = ["evaluate_embeddings", "evaluate_suite", "evaluate_suites", "stratified_subsample"]
 
 
 def _domain(df: pl.DataFrame) -> str:
@@ -368,3 +369,84 @@ def evaluate_suite(
             )
         )
     return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)
+
+
+def _audio_key(manifest: pl.DataFrame, root: str | None) -> pl.Series:
+    """One key per clip naming its audio: root, path, start and end (clips of several suites cut from the
+    same audio share it)."""
+    return manifest.select(
+        pl.concat_str(
+            [
+                pl.lit(root or ""),
+                pl.col("path"),
+                pl.col("start_s").cast(pl.String).fill_null("-"),
+                pl.col("end_s").cast(pl.String).fill_null("-"),
+            ],
+            separator="|",
+        )
+    ).to_series()
+
+
+def evaluate_suites(
+    encoder: torch.nn.Module | str | os.PathLike[str],
+    suites: Sequence[Suite],
+    spec: EvalSpec | None = None,
+    *,
+    encoder_name: str | None = None,
+    items: list[pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """:func:`evaluate_suite` on several suites, embedding every distinct clip once: suites that share
+    audio (the synthetic world's BirdSet training clips are its classification clips) share the
+    embeddings. Rows as :func:`evaluate_suite` gives them, suite after suite."""
+    spec = spec or EvalSpec()
+    if isinstance(encoder, str | os.PathLike):
+        encoder = resolve_encoder(os.fspath(encoder))
+    parts: list[tuple[Suite, str, pl.DataFrame]] = []
+    for suite in suites:
+        for dataset, manifest in suite.manifests.items():
+            if spec.max_clips_per_split is not None:
+                manifest = stratified_subsample(manifest, spec.max_clips_per_split, spec.seed)
+            parts.append((suite, dataset, manifest))
+    by_root: dict[str | None, list[pl.DataFrame]] = {}
+    for suite, _, manifest in parts:
+        by_root.setdefault(suite.root, []).append(
+            manifest.with_columns(_audio_key(manifest, suite.root).alias("_key"))
+        )
+    embedded: dict[str, tuple[Embeddings, dict[str, int]]] = {}
+    for root, frames in by_root.items():
+        union = pl.concat(frames, how="diagonal_relaxed").unique("_key", keep="first", maintain_order=True)
+        union = union.with_columns(pl.col("_key").alias("clip_id")).drop("_key")
+        emb = extract_embeddings(
+            encoder,
+            union,
+            root=root,
+            layers=spec.layers,
+            pooling=spec.pooling,
+            batch_size=spec.batch_size,
+            device=spec.device,
+            cache_dir=spec.cache_dir,
+            progress=spec.progress,
+        )
+        embedded[root or ""] = (emb, {k: i for i, k in enumerate(emb.clip_ids)})
+    frames_out = []
+    for suite, dataset, manifest in parts:
+        emb, index = embedded[suite.root or ""]
+        rows = [index[k] for k in _audio_key(manifest, suite.root).to_list()]
+        meta = dict(emb.meta)
+        if encoder_name is not None:
+            meta["encoder"] = encoder_name
+        sub = Embeddings(
+            manifest["clip_id"].to_list(), {k: v[rows] for k, v in emb.layers.items()}, manifest, meta
+        )
+        frames_out.append(
+            evaluate_embeddings(
+                sub,
+                benchmark=suite.name,
+                dataset=dataset,
+                task_family=suite.task_family,
+                multi_label=suite.multi_label,
+                spec=spec,
+                items=items,
+            )
+        )
+    return pl.concat(frames_out) if frames_out else pl.DataFrame(schema=RESULT_SCHEMA)

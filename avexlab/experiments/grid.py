@@ -707,7 +707,7 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
     from avexlab.evaluate.embed import encoder_hash
     from avexlab.evaluate.spec import EvalSpec
     from avexlab.evaluate.stats import ITEM_SCHEMA
-    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.evaluate.suites import evaluate_suites
 
     t0 = time.perf_counter()
     prof = job["profile"]
@@ -742,10 +742,7 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"name": stem.name, "wall_s": json.loads(meta.read_text()).get("wall_s"), "reused": True,
                 **{k: str(v) for k, v in paths.items()}}  # fmt: skip
     items: list[pl.DataFrame] = []
-    frames = [
-        evaluate_suite(encoder, suite, spec, encoder_name=name, items=items)
-        for suite in world_obj.suites.values()
-    ]
+    frames = [evaluate_suites(encoder, list(world_obj.suites.values()), spec, encoder_name=name, items=items)]
     extra = [
         pl.lit(cols["checkpoint"], dtype=pl.String).alias("checkpoint"),
         pl.lit(job["arch"]).alias("architecture"),

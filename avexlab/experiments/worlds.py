@@ -131,7 +131,7 @@ def evaluate_encoder_on_world(
     same encoder, checkpoint and benchmark)."""
     from avexlab.evaluate.embed import resolve_encoder
     from avexlab.evaluate.report import save_results
-    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.evaluate.suites import evaluate_suite, evaluate_suites
     from avexlab.synth.world import World
 
     w = world if isinstance(world, World) else World.open(world)
@@ -144,7 +144,12 @@ def evaluate_encoder_on_world(
     source = encoder
     if isinstance(source, str | os.PathLike) and not os.fspath(source).endswith((".npz", ".parquet")):
         source = resolve_encoder(os.fspath(source))  # resolved once: every suite sees the same weights
-    results = pl.concat([evaluate_suite(source, w.suites[s], spec, encoder_name=encoder_name) for s in names])
+    if isinstance(source, str | os.PathLike):  # precomputed embeddings: aligned to each suite
+        results = pl.concat(
+            [evaluate_suite(source, w.suites[s], spec, encoder_name=encoder_name) for s in names]
+        )
+    else:  # every distinct clip embedded once, whichever suites share it
+        results = evaluate_suites(source, [w.suites[s] for s in names], spec, encoder_name=encoder_name)
     if out is not None:
         save_results(results, out, append=True)
     return results

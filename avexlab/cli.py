@@ -36,7 +36,8 @@ def print_table(df: Any, title: str | None = None) -> None:
 
     table = Table(title=title, show_lines=False)
     for col in df.columns:
-        table.add_column(str(col))
+        # long names wrap inside their cell instead of being cut with an ellipsis (80-column terminals)
+        table.add_column(str(col), overflow="fold")
     for row in df.iter_rows():
         table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     Console().print(table)
@@ -445,6 +446,8 @@ def evaluate(
 ) -> None:
     """Evaluate an encoder (probe, retrieval, clustering) on a world's suite or your own manifest; append to a
     tidy results table."""
+    import polars as pl
+
     from avexlab.data.suite import Suite
     from avexlab.errors import ConfigError
     from avexlab.evaluate.report import save_results
@@ -453,6 +456,7 @@ def evaluate(
     from avexlab.evaluate.tables import last_layer, paper_table
     from avexlab.experiments import evaluate_encoder_on_world
 
+    items = None
     try:
         spec = EvalSpec(
             layers=parse_layers(layers),
@@ -467,8 +471,9 @@ def evaluate(
             )
         if manifest is not None:
             own = Suite.from_manifest(manifest, task_family=task_family, root=root)
-            results = evaluate_suite(encoder, own, spec)
-            save_results(results, out, append=True)
+            items: list[Any] = []
+            results = evaluate_suite(encoder, own, spec, items=items)
+            save_results(results, out, append=True, items=pl.concat(items) if items else None)
         else:
             results = evaluate_encoder_on_world(
                 encoder, world, spec, suites=None if suite == "all" else [suite], out=out
@@ -478,9 +483,52 @@ def evaluate(
     if manifest is None:
         print_table(paper_table(results), title=f"{encoder} on {suite}")
         return
-    # your own data has no paper column: every metric of the last layer, per dataset
-    show = last_layer(results).select("dataset", "method", "metric", "value", "n")
+    # your own data has no paper column: every metric of the last layer, per dataset, with its interval
+    from avexlab.evaluate.stats import row_intervals
+
+    show, warnings = _with_intervals(last_layer(results), row_intervals(pl.concat(items)) if items else None)
     print_table(show, title=f"{encoder} on {manifest} ({task_family}); rows appended to {out}")
+    for line in warnings:
+        typer.secho(line, fg=typer.colors.YELLOW, err=True)
+
+
+# An interval this wide (half-width) or a test split this small cannot tell encoders apart.
+_WIDE_HALF_WIDTH = 0.05
+_SMALL_TEST = 30
+
+
+def _with_intervals(results: Any, intervals: Any) -> tuple[Any, list[str]]:
+    """``dataset, method, metric, value, 95% CI, n`` (mean over probe seeds; the interval resamples the test
+    items and seeds) and a warning per dataset whose test split is too small to tell encoders apart."""
+    import polars as pl
+
+    mean = results.group_by("dataset", "method", "metric", maintain_order=True).agg(
+        pl.col("value").mean(), pl.col("n").max()
+    )
+    if intervals is None or intervals.height == 0:
+        return mean.with_columns(pl.lit("").alias("95% CI")).select(
+            "dataset", "method", "metric", "value", "95% CI", "n"
+        ), []
+    table = mean.join(intervals.select("dataset", "method", "metric", "ci_low", "ci_high", "n_items"),
+                      on=["dataset", "method", "metric"], how="left")  # fmt: skip
+    table = table.with_columns(
+        pl.when(pl.col("ci_low").is_not_null())
+        .then(pl.format("[{}, {}]", pl.col("ci_low").round(3), pl.col("ci_high").round(3)))
+        .otherwise(pl.lit("n/a"))
+        .alias("95% CI")
+    )
+    warnings = []
+    for (dataset,), g in table.group_by(["dataset"], maintain_order=True):
+        half = float(((g["ci_high"] - g["ci_low"]) / 2).drop_nulls().max() or 0.0)
+        n = int(g["n"].max())
+        if n < _SMALL_TEST or half > _WIDE_HALF_WIDTH:
+            warnings.append(
+                f"warning: dataset {dataset!r}: the test split holds {n} clips and the 95% intervals are up to "
+                f"+-{half:.2f} wide, so encoders whose scores differ by less than that cannot be told apart on "
+                "it. Add recordings, or give the test split a larger share (--split-fractions), before "
+                "comparing encoders."
+            )
+    return table.select("dataset", "method", "metric", "value", "95% CI", "n"), warnings
 
 
 @app.command()
@@ -489,7 +537,9 @@ def report(
     html: Annotated[Path | None, typer.Option(help="Also write an HTML report with plots here.")] = None,
 ) -> None:
     """Print the paper-shaped table of a results file; optionally write an HTML report with plots."""
-    from avexlab.evaluate.report import load_results, write_html_report
+    import polars as pl
+
+    from avexlab.evaluate.report import items_path, load_results, write_html_report
     from avexlab.evaluate.tables import ood_report, paper_table
 
     try:
@@ -497,6 +547,24 @@ def report(
     except AvexlabError as err:
         _fail(err)
     print_table(paper_table(df), title="paper-shaped table")
+    ipath = items_path(results)
+    if ipath.is_file():
+        from avexlab.evaluate.stats import cell_intervals
+
+        cells = cell_intervals(pl.read_parquet(ipath), n_resamples=1000)
+        shown = cells.select(
+            "encoder",
+            "column",
+            pl.col("estimate").alias("value"),
+            pl.format("[{}, {}]", pl.col("ci_low").round(3), pl.col("ci_high").round(3)).alias("95% CI"),
+            "n_train_seeds",
+            "n_probe_seeds",
+        )
+        print_table(shown, title="each column with its 95% interval (test clips and seeds resampled)")
+    else:
+        typer.echo(
+            f"(no intervals: {ipath} is missing; evaluations written by this avexlab keep it beside the table)"
+        )
     gaps = ood_report(df)
     if gaps.height:
         print_table(gaps, title="focal -> soundscape gap")

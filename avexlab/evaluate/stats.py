@@ -44,6 +44,7 @@ __all__ = [
     "effect_interval",
     "item_rows",
     "mean_difference_terms",
+    "row_intervals",
     "weighted_map",
     "weighted_nmi",
 ]
@@ -523,3 +524,61 @@ def cell_intervals(
             "n_probe_seeds": pl.Int64,
         },
     )
+
+
+def row_intervals(
+    items: pl.DataFrame,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """An interval for every (encoder, dataset, method, metric, layer) the items hold (one encoder's
+    evaluation of a user's manifest, say): the metric recomputed on the dataset's test items drawn with
+    replacement and, for probes and k-means, over the probe seeds. Columns ``encoder, dataset, method,
+    metric, layer, estimate, ci_low, ci_high, n_items``."""
+    rows = []
+    keys = ["encoder", "dataset", "method", "metric", "layer"]
+    for key, g in items.group_by(keys, maintain_order=True):
+        kind = ITEM_METRICS.get((key[2], key[3]))
+        if kind is None:
+            continue
+        g = g.sort("probe_seed", "item", nulls_last=True)
+        seeds = g["probe_seed"].unique(maintain_order=True).to_list()
+        n = int(g["item"].max()) + 1
+        per_seed = [g.filter(pl.col("probe_seed").eq_missing(s)) for s in seeds]
+        if kind == "mean":
+            vals = np.full((1, len(seeds), n), np.nan)
+            for j, s in enumerate(per_seed):
+                vals[0, j, s["item"].to_numpy()] = s["value"].fill_null(np.nan).to_numpy()
+            part = _Part("mean", values=vals)
+        elif kind == "map":
+            part = _Part(
+                "map",
+                scores=np.stack([np.asarray(s["scores"].to_list(), np.float64) for s in per_seed])[None],
+                targets=np.asarray(per_seed[0]["targets"].to_list(), dtype=bool),
+            )
+        else:
+            part = _Part(
+                "nmi",
+                labels=per_seed[0]["label"].to_numpy(),
+                clusters=np.stack([s["cluster"].to_numpy() for s in per_seed])[None],
+            )
+        est, lo, hi = bootstrap_indices(
+            [n, len(seeds)],
+            lambda c, part=part: part.stat(c[0], np.ones((c[0].shape[0], 1)), c[1]),
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+        )
+        rows.append(
+            dict(zip(keys, key, strict=True)) | {"estimate": est, "ci_low": lo, "ci_high": hi, "n_items": n}
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "encoder": pl.String, "dataset": pl.String, "method": pl.String, "metric": pl.String,
+            "layer": pl.Int64, "estimate": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+            "n_items": pl.Int64,
+        },
+    )  # fmt: skip

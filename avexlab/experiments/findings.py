@@ -197,11 +197,12 @@ def _verdict(f: Finding, lo: float, hi: float) -> Verdict:
 def load_grid_tables(results: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A grid's ``results.parquet`` and the ``items.parquet`` beside it (the per-item outcomes the
     intervals resample)."""
+    from avexlab.evaluate.report import items_path as items_of
     from avexlab.evaluate.report import load_results
 
     path = Path(results)
     table = load_results(path)
-    items_path = path.with_name("items.parquet")
+    items_path = items_of(path)
     if not items_path.is_file():
         raise DataNotFoundError(
             expected_found(

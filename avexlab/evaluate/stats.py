@@ -63,7 +63,7 @@ ITEM_SCHEMA: dict[str, pl.DataType] = {
     "layer": pl.Int64(),
     "item": pl.Int64(),  # position of the clip in the dataset's test split (the same for every encoder)
     "value": pl.Float64(),  # mean-type metrics: the item's outcome (null: not counted, e.g. no positive)
-    "label": pl.Int64(),  # nmi: the item's true class code
+    "label": pl.Int64(),  # accuracy, nmi: the item's true class code
     "cluster": pl.Int64(),  # nmi: the item's k-means cluster
     "scores": pl.List(pl.Float32()),  # map: the item's class scores
     "targets": pl.List(pl.Boolean()),  # map: the item's multi-hot targets
@@ -83,8 +83,8 @@ ITEM_METRICS: dict[tuple[str, str], str] = {
 
 def item_rows(base: dict[str, Any], method: str, metric: str, **arrays: Any) -> pl.DataFrame:
     """The items of one evaluation: ``base`` (encoder, checkpoint, seeds, benchmark, dataset, task_family,
-    layer) with ``method``, ``metric`` and one of ``value=[n]``, ``label=[n]`` + ``cluster=[n]``, or
-    ``scores=[n, C]`` + ``targets=[n, C]``."""
+    layer) with ``method``, ``metric`` and ``value=[n]`` (optionally with ``label=[n]``), ``label=[n]`` +
+    ``cluster=[n]``, or ``scores=[n, C]`` + ``targets=[n, C]``."""
     n = len(next(iter(arrays.values())))
     cols: dict[str, Any] = {k: [base.get(k)] * n for k in ITEM_SCHEMA}
     cols.update(method=[method] * n, metric=[metric] * n, item=list(range(n)))

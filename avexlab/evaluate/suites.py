@@ -290,7 +290,7 @@ def _probe(
     scores = model.decision_function(x[te])
     pred = scores.argmax(axis=1)
     add(layer, seed, "probe", "accuracy", accuracy(y_te, pred), n)
-    keep(layer, seed, "probe", "accuracy", value=(pred == y_te).astype(np.float64))
+    keep(layer, seed, "probe", "accuracy", value=(pred == y_te).astype(np.float64), label=y_te)
     add(layer, seed, "probe", "balanced_accuracy", balanced_accuracy(y_te, pred), n)
     add(layer, seed, "probe", "macro_f1", macro_f1(y_te, pred), n)
     add(layer, seed, "probe", "map", mean_average_precision(scores, y_te), n)

@@ -1,0 +1,63 @@
+"""Choosing settings on validation data, never on the test columns that report them.
+
+:func:`validation_suite` turns a suite into one that never reads its test split: the validation split
+becomes the held-out split that is scored, and a label-stratified quarter of the training split becomes
+the split the probe picks its best epoch on. :func:`validation_scores` evaluates an encoder on those
+suites and returns the paper-shaped columns and their mean, the number a choice (a step budget, a learning
+rate) is made on.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from avexlab.data.suite import Suite
+
+__all__ = ["validation_scores", "validation_suite"]
+
+
+def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> Suite:
+    """``suite`` without its test rows: ``val`` -> ``test``, a stratified ``fraction`` of ``train`` (by
+    label set, seeded by ``seed`` and the dataset) -> ``val``, the rest stays ``train``. Soundscape windows
+    of one recording may fall on both sides of the new train/val cut (the choice compares settings on the
+    same footing; its scores are not reported as results)."""
+    manifests = {}
+    for dataset, m in suite.manifests.items():
+        train = m.filter(pl.col("split") == "train")
+        rng = np.random.default_rng([seed, zlib.crc32(dataset.encode())])
+        strata = train["labels"].list.sort().list.join("|").fill_null("").to_numpy().astype(str)
+        to_val = np.zeros(train.height, dtype=bool)
+        for s in np.unique(strata):
+            idx = np.flatnonzero(strata == s)
+            rng.shuffle(idx)
+            to_val[idx[: int(round(fraction * idx.size))]] = True
+        train = train.with_columns(
+            pl.Series("split", np.where(to_val, "val", "train"), dtype=pl.String)
+        )
+        val = m.filter(pl.col("split") == "val").with_columns(pl.lit("test").alias("split"))
+        manifests[dataset] = pl.concat([train, val], how="diagonal_relaxed")
+    return replace(suite, name=f"{suite.name} (validation)", manifests=manifests)
+
+
+def validation_scores(
+    encoder: Any,
+    suites: Sequence[Suite],
+    spec: Any = None,
+    *,
+    encoder_name: str | None = None,
+) -> pl.DataFrame:
+    """The paper-shaped columns of ``encoder`` on the validation suites of ``suites`` (their test rows
+    never read) and ``mean``, the mean over the measured columns."""
+    from avexlab.evaluate.suites import evaluate_suites
+    from avexlab.evaluate.tables import paper_columns, paper_table
+
+    results = evaluate_suites(encoder, [validation_suite(s) for s in suites], spec, encoder_name=encoder_name)
+    table = paper_table(results)
+    cols = [c for c in paper_columns() if c in table.columns and table[c].null_count() < table.height]
+    return table.select("encoder", *cols).with_columns(pl.mean_horizontal(cols).alias("mean"))

@@ -741,6 +741,8 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
     ):
         return {"name": stem.name, "wall_s": json.loads(meta.read_text()).get("wall_s"), "reused": True,
                 **{k: str(v) for k, v in paths.items()}}  # fmt: skip
+    if hasattr(encoder, "set_fast_path"):  # inference speed-ups that keep the weights (EfficientNet: BN fold)
+        encoder.set_fast_path(compile=False)
     items: list[pl.DataFrame] = []
     frames = [evaluate_suites(encoder, list(world_obj.suites.values()), spec, encoder_name=name, items=items)]
     extra = [

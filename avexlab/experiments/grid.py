@@ -230,11 +230,11 @@ def grid_configs(
                 if paradigm not in profile.paradigms or (paradigm != "sl" and not _has_ssl(arch)):
                     continue
                 for train_seed in profile.train_seeds:
-                    cfgs.append(_cell_config(profile, arch, mix, paradigm, train_seed, out, seed, world_dir))
+                    cfgs.append(cell_config(profile, arch, mix, paradigm, train_seed, out, seed, world_dir))
     return cfgs
 
 
-def _cell_config(
+def cell_config(
     profile: GridProfile,
     arch: str,
     mix: str,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import polars as pl
 
 from avexlab.data.suite import Suite
 
-__all__ = ["validation_scores", "validation_suite"]
+__all__ = ["compare_on_validation", "validation_scores", "validation_suite"]
 
 
 def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> Suite:
@@ -37,9 +38,7 @@ def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> 
             idx = np.flatnonzero(strata == s)
             rng.shuffle(idx)
             to_val[idx[: int(round(fraction * idx.size))]] = True
-        train = train.with_columns(
-            pl.Series("split", np.where(to_val, "val", "train"), dtype=pl.String)
-        )
+        train = train.with_columns(pl.Series("split", np.where(to_val, "val", "train"), dtype=pl.String))
         val = m.filter(pl.col("split") == "val").with_columns(pl.lit("test").alias("split"))
         manifests[dataset] = pl.concat([train, val], how="diagonal_relaxed")
     return replace(suite, name=f"{suite.name} (validation)", manifests=manifests)
@@ -61,3 +60,54 @@ def validation_scores(
     table = paper_table(results)
     cols = [c for c in paper_columns() if c in table.columns and table[c].null_count() < table.height]
     return table.select("encoder", *cols).with_columns(pl.mean_horizontal(cols).alias("mean"))
+
+
+def compare_on_validation(
+    profile: Any,
+    cells: Sequence[tuple[str, str, str]],
+    candidates: dict[str, dict[str, Any]],
+    out: str | Path,
+    *,
+    world_dir: str | Path,
+    world_seed: int = 0,
+    train_seed: int = 0,
+) -> pl.DataFrame:
+    """Train each ``(arch, mix, paradigm)`` of ``cells`` (``sl`` or ``ssl``) under each candidate setting
+    (name -> dotted config keys set on top of the profile's, e.g. ``{"optim.lr": 3e-3}``) and score it on the
+    validation suites of the world: ``candidate, cell, <columns>, mean``. Runs land in
+    ``out/<candidate>/<cell>`` and are reused when finished (a rerun only evaluates)."""
+    from dataclasses import replace as dc_replace
+
+    from avexlab.evaluate.spec import EvalSpec
+
+    from .grid import cell_config, cell_name
+    from .worlds import open_world, train_run
+
+    world = open_world(profile.world_preset, world_seed, world_dir)
+    spec = EvalSpec(
+        probe_epochs=profile.probe_epochs,
+        probe_recipe=profile.probe_recipe,  # type: ignore[arg-type]
+        probe_seeds=tuple(profile.probe_seeds),
+    )
+    rows = []
+    for name, overrides in candidates.items():
+        prof = dc_replace(profile, overrides={**profile.overrides, **overrides})
+        for arch, mix, paradigm in cells:
+            if paradigm not in ("sl", "ssl"):
+                raise ValueError(f"compare_on_validation trains sl or ssl cells, found {paradigm!r}")
+            cfg = cell_config(
+                prof, arch, mix, paradigm, train_seed, Path(out) / name, world_seed, Path(world_dir)
+            )
+            run = Path(cfg.runtime.out_dir)
+            if not (run / "encoder.json").is_file():
+                train_run(cfg, world=world)
+            from avexlab.models.checkpoints import load_encoder
+
+            score = validation_scores(load_encoder(run), list(world.suites.values()), spec)
+            rows.append(
+                score.with_columns(
+                    pl.lit(name).alias("candidate"), pl.lit(cell_name(arch, mix, paradigm)).alias("cell")
+                )
+            )
+    table = pl.concat(rows, how="diagonal_relaxed")
+    return table.select("candidate", "cell", pl.exclude("candidate", "cell", "encoder"))

@@ -33,11 +33,15 @@ def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> 
         train = m.filter(pl.col("split") == "train")
         rng = np.random.default_rng([seed, zlib.crc32(dataset.encode())])
         strata = train["labels"].list.sort().list.join("|").fill_null("").to_numpy().astype(str)
+        # systematic stratified draw: each stratum's rows in a seeded order get keys (rank + .5) / size; the
+        # round(fraction x n) rows with the smallest keys (at least one) move: every stratum keeps its share
+        key = np.empty(train.height)
+        for label_set in np.unique(strata):
+            idx = np.flatnonzero(strata == label_set)
+            key[rng.permutation(idx)] = (np.arange(idx.size) + 0.5) / idx.size
+        k = max(1, int(round(fraction * train.height))) if train.height > 1 else 0
         to_val = np.zeros(train.height, dtype=bool)
-        for s in np.unique(strata):
-            idx = np.flatnonzero(strata == s)
-            rng.shuffle(idx)
-            to_val[idx[: int(round(fraction * idx.size))]] = True
+        to_val[np.argsort(key, kind="stable")[:k]] = True
         train = train.with_columns(pl.Series("split", np.where(to_val, "val", "train"), dtype=pl.String))
         val = m.filter(pl.col("split") == "val").with_columns(pl.lit("test").alias("split"))
         manifests[dataset] = pl.concat([train, val], how="diagonal_relaxed")

@@ -7,6 +7,7 @@ selections reactive, in Jupyter use ``go.FigureWidget(fig)``.
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -590,7 +591,7 @@ def interval_figure(
         The figure. Traces, in drawing order: bands (``fill="toself"``), chance lines (``line.dash ==
         "dash"``), then one marker trace per (panel, ``color`` value) with ``error_y`` (asymmetric: ``array``
         = high - estimate, ``arrayminus`` = estimate - low). Every panel has the same x positions, labelled
-        on the lowest panel of each panel column.
+        on the lowest panel of each panel column (names longer than 36 characters on several lines).
     """
     from plotly.subplots import make_subplots
 
@@ -773,7 +774,8 @@ def interval_figure(
         fig.update_xaxes(
             range=x_range,
             tickvals=[position[t] for t in ticks],
-            ticktext=ticks,
+            ticktext=["<br>".join(textwrap.wrap(t, 36)) for t in ticks],  # long names on several lines
+            zeroline=False,
             showticklabels=i == lowest[col - 1],
             tickangle=-60,
             tickfont={"size": 10},

@@ -287,6 +287,12 @@ def test_interval_figure_labels_several_chance_lines_and_refuses_bad_tables() ->
     fig = interval_figure(cells, color="architecture", group=None, chance=chance, cols=1)
     assert [t.name for t in fig.data if t.line.dash == "dash"] == ["chance, grid", "chance, live"]
     assert fig.layout.xaxis.showticklabels is False and fig.layout.xaxis2.showticklabels is True  # one column
+    # a long name is written on several lines
+    long = cells.with_columns(
+        pl.col("encoder").str.replace("beats-all-sl$", "beats-all-sl (random init, smoke world, live)")
+    )
+    ticks = interval_figure(long, group=None).layout.xaxis.ticktext
+    assert "beats-all-sl (random init, smoke<br>world, live)" in ticks and "beats-bio-sl" in ticks
     with pytest.raises(EvaluationError, match="one row per"):
         interval_figure(pl.concat([cells, cells.head(1)]))
     with pytest.raises(EvaluationError, match="ci_low"):

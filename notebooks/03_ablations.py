@@ -385,75 +385,92 @@ def _(chance, intervals, mo, pl):
 
 
 @app.cell
-def _(PAPER_COLUMNS, effect_interval, factor, intervals, items, mo, pl):
-    _paper = [c[0] for c in PAPER_COLUMNS]
-    _cells = (
-        intervals.filter(~pl.col("paradigm").is_in(["random-init", "existing"]))
-        .select("encoder", "architecture", factor.value)
-        .unique("encoder", maintain_order=True)
+def _(factor, items, mo):
+    factor_intervals = mo.ui.run_button(
+        label=f"Add the 95% intervals (paired bootstrap of every {factor.value} value and column)",
+        disabled=items is None,
     )
-    _twin_of = dict(
-        intervals.filter(pl.col("paradigm") == "random-init")
-        .select("architecture", "encoder")
-        .unique("architecture")
-        .iter_rows()
-    )
-    _measured = [c for c in _paper if c in set(intervals["column"])]
+    return (factor_intervals,)
 
-    def _ci(terms, sign=""):
-        iv = effect_interval(items, terms, n_resamples=1000)
-        return f"{iv.estimate:{sign}.3f} [{iv.ci_low:{sign}.3f}, {iv.ci_high:{sign}.3f}]"
 
-    _rows = []
-    with mo.status.spinner(title=f"Intervals of the means by {factor.value} ..."):
-        for (_value,), _g in _cells.group_by(factor.value, maintain_order=True):
-            _enc = [e for e in _g["encoder"].to_list()]
-            _twins = [_twin_of[a] for a in _g["architecture"].to_list() if a in _twin_of]
-            for _model, _who in (("trained", _enc), ("random-init twin", _twins), ("gain", None)):
+@app.cell
+def _(
+    PAPER_COLUMNS,
+    ablation_table,
+    catch_user_error,
+    cs,
+    effect_interval,
+    factor,
+    factor_intervals,
+    items,
+    mo,
+    pl,
+    results,
+):
+    _means = ablation_table(results, factor.value)
+    _measured = [c[0] for c in PAPER_COLUMNS if c[0] in _means.columns]
+    if items is None or not factor_intervals.value:
+        _table = _means.with_columns(cs.float().round(3))
+        _how = (
+            "no intervals without `items.parquet`, so differences between rows cannot be told from noise here."
+            if items is None
+            else "the button adds each one's 95% interval (a bootstrap per value and column: it takes a "
+            "while on a full grid; the per-cell intervals above are already there)."
+        )
+    else:
+        _grid = results.filter(~pl.col("paradigm").is_in(["random-init", "existing"]))
+        _cells = _grid.select("encoder", "architecture", factor.value).unique("encoder", maintain_order=True)
+        _twin_of = dict(
+            results.filter(pl.col("paradigm") == "random-init")
+            .select("architecture", "encoder")
+            .unique("architecture")
+            .iter_rows()
+        )
+
+        def _ci(terms, sign=""):
+            iv, _ = catch_user_error(effect_interval, items, terms)
+            return (
+                None
+                if iv is None
+                else f"{iv.estimate:{sign}.3f} [{iv.ci_low:{sign}.3f}, {iv.ci_high:{sign}.3f}]"
+            )
+
+        _rows = []
+        _groups = list(_cells.group_by(factor.value, maintain_order=True))
+        for (_value,), _g in mo.status.progress_bar(
+            _groups, title=f"Intervals of the means by {factor.value}"
+        ):
+            _enc = _g["encoder"].to_list()
+            _twins = [_twin_of.get(a) for a in _g["architecture"].to_list()]
+            _w = 1 / len(_enc)
+            for _model in ("trained", "random-init twin", "gain"):
                 _row = {factor.value: _value, "model": _model, "cells": len(_enc)}
                 for _c in _measured:
-                    _have = set(intervals.filter(pl.col("column") == _c)["encoder"])
-                    _t = [(1 / len(_enc), e, _c) for e in _enc if e in _have]
-                    _tw = [(1 / len(_enc), e, _c) for e in _twins if e in _have]
-                    if len(_t) != len(_enc) or len(_tw) != len(_enc):
-                        _row[_c] = None
-                    elif _model == "trained":
+                    _t = [(_w, e, _c) for e in _enc]
+                    _tw = [(_w, e, _c) for e in _twins if e is not None]
+                    if _model == "trained":
                         _row[_c] = _ci(_t)
+                    elif len(_tw) < len(_enc):
+                        _row[_c] = None
                     elif _model == "random-init twin":
                         _row[_c] = _ci(_tw)
                     else:
                         _row[_c] = _ci(_t + [(-w, e, c) for w, e, c in _tw], sign="+")
                 _rows.append(_row)
-    _by_factor = pl.DataFrame(_rows)
+        _table = pl.DataFrame(_rows)
+        _how = (
+            "each with its 95% interval (one paired bootstrap: the same clips and seeds for every cell and its "
+            "twin; `gain` = trained - twin, positive = training helped). `cells` counts the cells averaged."
+        )
     mo.vstack(
         [
             mo.md(
                 f"## Paper-shaped table by {factor.value}\n\nFor each value of {factor.value}: the mean over "
-                "its grid cells of each column of the paper's headline table (`trained`), the same mean over "
-                "the cells' random-init twins, and their difference (`gain`, positive = training helped), "
-                "each with its 95% interval (one paired bootstrap: the same clips and seeds for every cell "
-                "and its twin). `cells` counts the cells averaged."
+                "its grid cells of each column of the paper's headline table (`trained`) and the same mean "
+                f"over the cells' random-init twins; {_how}"
             ),
-            mo.ui.table(_by_factor, selection=None, page_size=15),
-        ]
-    )
-    return
-
-
-@app.cell
-def _(ablation_table, cs, factor, items, mo, results):
-    mo.stop(items is not None)
-    # Old tables (no items): the means only.
-    mo.vstack(
-        [
-            mo.md(
-                f"## Paper-shaped table by {factor.value} (means only)\n\nMean over cells and datasets of "
-                "each column of the paper's headline table; no intervals without `items.parquet`, so "
-                "differences between rows cannot be told from noise here."
-            ),
-            mo.ui.table(
-                ablation_table(results, factor.value).with_columns(cs.float().round(3)), selection=None
-            ),
+            factor_intervals,
+            mo.ui.table(_table, selection=None, page_size=15),
         ]
     )
     return

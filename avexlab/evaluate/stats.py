@@ -504,8 +504,7 @@ def cell_intervals(
         for ci in measured:
             iv = effect_interval(
                 items,
-                [(1.0, e)],
-                columns=[names[ci]],
+                [(1.0, e, names[ci])],
                 n_resamples=n_resamples,
                 confidence=confidence,
                 seed=seed,

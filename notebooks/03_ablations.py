@@ -385,10 +385,10 @@ def _(chance, intervals, mo, pl):
 
 
 @app.cell
-def _(factor, items, mo):
+def _(factor, mo):
+    # On demand: a paired bootstrap per (value, model, column) takes a while on a full grid.
     factor_intervals = mo.ui.run_button(
-        label=f"Add the 95% intervals (paired bootstrap of every {factor.value} value and column)",
-        disabled=items is None,
+        label=f"Add the 95% intervals (paired bootstrap of every {factor.value} value and column)"
     )
     return (factor_intervals,)
 
@@ -427,13 +427,14 @@ def _(
             .iter_rows()
         )
 
+        _problems = {}
+
         def _ci(terms, sign=""):
-            iv, _ = catch_user_error(effect_interval, items, terms)
-            return (
-                None
-                if iv is None
-                else f"{iv.estimate:{sign}.3f} [{iv.ci_low:{sign}.3f}, {iv.ci_high:{sign}.3f}]"
-            )
+            iv, problem = catch_user_error(effect_interval, items, terms)
+            if iv is None:  # named under the table, never a silent gap
+                _problems.setdefault(problem, len(_problems) + 1)
+                return f"not computed ({_problems[problem]})"
+            return f"{iv.estimate:{sign}.3f} [{iv.ci_low:{sign}.3f}, {iv.ci_high:{sign}.3f}]"
 
         _rows = []
         _groups = list(_cells.group_by(factor.value, maintain_order=True))
@@ -460,7 +461,9 @@ def _(
         _table = pl.DataFrame(_rows)
         _how = (
             "each with its 95% interval (one paired bootstrap: the same clips and seeds for every cell and its "
-            "twin; `gain` = trained - twin, positive = training helped). `cells` counts the cells averaged."
+            "twin; `gain` = trained - twin, positive = training helped). `cells` counts the cells averaged; "
+            "an empty twin or gain means a cell has no random-init twin."
+            + "".join(f"\n\n**Not computed ({n}):** {p}" for p, n in _problems.items())
         )
     mo.vstack(
         [
@@ -469,7 +472,7 @@ def _(
                 "its grid cells of each column of the paper's headline table (`trained`) and the same mean "
                 f"over the cells' random-init twins; {_how}"
             ),
-            factor_intervals,
+            *([factor_intervals] if items is not None else []),
             mo.ui.table(_table, selection=None, page_size=15),
         ]
     )

@@ -176,12 +176,26 @@ def test_ablation_notebook_draws_intervals_chance_lines_twin_bands_and_verdicts(
 ) -> None:
     """Notebook 03 on a grid with items: the page shows the verdicts and their generated sentences, and its
     interval figure draws every cell's point with its 95% interval, the chance line of each column and the
-    twins' band, with the very numbers the library computes from the same tables."""
+    twins' band, with the very numbers the library computes from the same tables; its button adds the
+    paper-shaped table's intervals (trained cells, and their gain over the twins)."""
     from avexlab.evaluate.chance import chance_levels
-    from avexlab.evaluate.stats import cell_intervals
+    from avexlab.evaluate.stats import cell_intervals, effect_interval
+    from avexlab.evaluate.tables import PAPER_COLUMNS, ablation_table
     from avexlab.experiments.findings import evaluate_findings, load_grid_tables
 
     results, items = load_grid_tables(small_grid / "results" / "grid" / "results.parquet")
+    trained = results.filter(~pl.col("paradigm").is_in(["random-init", "existing"]))["encoder"].unique()
+    twin = "efficientnet-random-init"
+    measured = [c for c, *_ in PAPER_COLUMNS if c in ablation_table(results, "paradigm").columns]
+    # What the paper-shaped table must show once the button is pressed, with how often the string is on the
+    # page: the SL cells' mean (also in the per-cell table above, as the grid has one SL cell) and its gain.
+    by_paradigm = {}
+    for c in measured:
+        w = 1 / len(trained)
+        iv = effect_interval(items, [(w, e, c) for e in trained])
+        gain = effect_interval(items, [(w, e, c) for e in trained] + [(-1.0, twin, c)])
+        by_paradigm[f"{iv.estimate:.3f} [{iv.ci_low:.3f}, {iv.ci_high:.3f}]"] = 2
+        by_paradigm[f"{gain.estimate:+.3f} [{gain.ci_low:+.3f}, {gain.ci_high:+.3f}]"] = 1
     findings = {r["finding"]: r for r in evaluate_findings(results, items).iter_rows(named=True)}
     cells = {(r["encoder"], r["column"]): r for r in cell_intervals(items).iter_rows(named=True)}
     chance = dict(chance_levels(items).select("column", "chance").iter_rows())
@@ -201,7 +215,12 @@ def test_ablation_notebook_draws_intervals_chance_lines_twin_bands_and_verdicts(
         figure.wait_for(timeout=120_000)
         page.wait_for_timeout(1500)  # plotly's last redraw
         drawn = figure.evaluate(TRACES)
+        page.get_by_role("button", name="Add the 95% intervals").click()
+        page.get_by_text(list(by_paradigm)[-1], exact=True).first.wait_for(timeout=240_000)
+        shown = {v: page.get_by_text(v, exact=True).count() for v in by_paradigm}
+        not_computed = page.get_by_text("not computed").count()
         page.screenshot(path=str(tmp_path / "03_ablations.png"), full_page=True)
+    assert all(shown[v] >= n for v, n in by_paradigm.items()) and not not_computed, (shown, not_computed)
     assert f"{helps['verdict']} on this grid" in prose
     assert (
         f"Effect {helps['effect']:+.3f} (95% interval {helps['ci_low']:+.3f} to {helps['ci_high']:+.3f}"

@@ -6,6 +6,7 @@ app = marimo.App(width="medium", app_title="avexlab: ablations")
 
 @app.cell
 def _():
+    import json
     import tempfile
     from pathlib import Path
 
@@ -13,37 +14,49 @@ def _():
     import polars as pl
     import polars.selectors as cs
 
-    from avexlab.evaluate.report import load_results
+    from avexlab.evaluate.chance import chance_levels
+    from avexlab.evaluate.report import items_path, load_results
+    from avexlab.evaluate.stats import cell_intervals, effect_interval
     from avexlab.evaluate.tables import (
         ABLATION_FACTORS,
+        ANALYSIS_COLUMNS,
+        PAPER_COLUMNS,
         ablation_table,
         ablation_view,
-        cells_vs_twins,
-        to_long,
     )
-    from avexlab.experiments.grid import GRID_PROFILES, grid
-    from avexlab.viz.figures import faceted_bars
+    from avexlab.experiments.findings import evaluate_findings, findings_prose
+    from avexlab.experiments.grid import GRID_PROFILES, grid, grid_configs
+    from avexlab.viz.figures import faceted_bars, interval_figure
     from avexlab.viz.notebook import GRID_PROFILE_OF_SCALE, SCALES, catch_user_error, default_scale
 
     return (
         ABLATION_FACTORS,
+        ANALYSIS_COLUMNS,
         GRID_PROFILES,
         GRID_PROFILE_OF_SCALE,
+        PAPER_COLUMNS,
         Path,
         SCALES,
         ablation_table,
         ablation_view,
         catch_user_error,
-        cells_vs_twins,
+        cell_intervals,
+        chance_levels,
         cs,
         default_scale,
+        effect_interval,
+        evaluate_findings,
         faceted_bars,
+        findings_prose,
         grid,
+        grid_configs,
+        interval_figure,
+        items_path,
+        json,
         load_results,
         mo,
         pl,
         tempfile,
-        to_long,
     )
 
 
@@ -54,15 +67,15 @@ def _(mo):
 
     The paper's controlled study, on the synthetic world: each cell of the grid trains one encoder
     (**architecture** EfficientNet / BEATs / EAT x **data mix** bio / general / all x **paradigm** SL /
-    SSL / SL-SSL) and evaluates it, frozen, on every synthetic suite (linear probe, retrieval,
-    clustering). Each trained encoder is shown next to its **random-init twin**: the same architecture,
-    untrained (the quick grid scores three init seeds, the cells' own initial weights and two others; the
-    twin bar is their mean). The gap between the two bars is what training bought; a trained bar at or
-    below its twin means the run learned nothing transferable at this scale.
+    SSL / SL-SSL, plus `sl-equal`, SL trained on as many examples as an SL-SSL cell saw in total) with
+    several training seeds, and evaluates it, frozen, on every synthetic suite (linear probes with several
+    probe seeds, retrieval, clustering). Each architecture's **random-init twins** (the cells' initial
+    weights, untrained) are evaluated the same way: what training bought is the distance to them.
 
-    Pick the factor to group by below. Bars average over the grid cells that share that factor's value
-    (e.g. `paradigm = ssl` averages BEATs and EAT over every mix), error bars are the spread over cells and
-    datasets.
+    Every number below comes with a **95% interval**: a bootstrap that redraws the test clips of every
+    dataset, the training seeds and the probe seeds. The **verdicts** at the top are computed from the
+    table, finding by finding (`avexlab findings`), and the sentences under them are generated from those
+    verdicts: nothing on this page states a result by hand.
     """)
     return
 
@@ -79,26 +92,31 @@ def _(ABLATION_FACTORS, SCALES, default_scale, mo):
 
 
 @app.cell
-def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
+def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, Path, grid_configs, mo, scale):
     profile_name = GRID_PROFILE_OF_SCALE[scale.value]
     _p = GRID_PROFILES[profile_name]
-    _steps = ", ".join(
-        f"{a} {_p.cell_steps(a, 'sl')}"
-        + (f" (SSL {_p.cell_steps(a, 'ssl')})" if _p.cell_steps(a, "ssl") != _p.cell_steps(a, "sl") else "")
-        for a in _p.architectures
-    )
+    _cells = len({Path(c.runtime.out_dir).parent.name for c in grid_configs(_p, Path("runs/notebook-grid"))})
+    _choices = "".join(f"\n- `{k}`: {v}" for k, v in _p.choices.items())
     retrain = mo.ui.run_button(label=f"Retrain the grid at '{scale.value}' scale")
     mo.vstack(
         [
             mo.md(
-                f"**Retrain** runs `grid({profile_name!r})`: {len(_p.architectures)} architectures x "
-                f"{len(_p.mixes)} mixes x {len(_p.paradigms)} paradigms, steps per cell: {_steps} "
-                f"(SL-SSL post-training {_p.post_steps}), batch {_p.batch_size}, {_p.size} size, "
-                f"{_p.clip_s:g} s crops, into `runs/notebook-grid/{scale.value}` (finished cells are "
-                "reused). Seconds at `smoke`; at `workshop` the committed results took about 265 core-minutes of "
-                "training (3-49 minutes per cell on one core, the BEATs SSL cells the longest) and about 10 "
-                "minutes of evaluation with 2 workers on a 2-core VM; a GPU at `paper`. It never runs on its own at `workshop` or "
-                "`paper` scale."
+                f"**Retrain** runs `grid({profile_name!r})` on the `{_p.world_preset}` world: "
+                f"{len(_p.architectures)} architectures ({', '.join(_p.architectures)}) x {len(_p.mixes)} "
+                f"mixes ({', '.join(_p.mixes)}) x paradigms {', '.join(_p.paradigms)} (EfficientNet trains "
+                f"SL only, as in the paper): {_cells} cells, each trained with {len(_p.train_seeds)} "
+                f"training seed(s) {list(_p.train_seeds)} and probed with {len(_p.probe_seeds)} probe "
+                f"seed(s) {list(_p.probe_seeds)}.\n\n"
+                f"Budgets are **examples seen**, equal for every cell a comparison pairs: "
+                f"{_p.cell_examples('sl'):,} clips for every SL and SSL cell, "
+                f"{_p.cell_examples('sl-ssl'):,} more for the supervised post-training of an SL-SSL cell, "
+                f"{_p.cell_examples('sl-equal'):,} for the equal-budget SL control `sl-equal`; batches of "
+                f"{_p.batch_size} clips ({_p.cell_steps(_p.architectures[0], 'sl'):,} optimiser steps for "
+                f"an SL cell), `{_p.size}` encoders, {_p.clip_s:g} s crops, probes of {_p.probe_epochs} "
+                f"epochs (`{_p.probe_recipe}` recipe). How the settings were chosen:{_choices or ' (not recorded)'}"
+                f"\n\nInto `runs/notebook-grid/{scale.value}`; finished runs and evaluations are reused, so "
+                "an interrupted grid resumes where it stopped. It never runs on its own at `workshop` or "
+                "`paper` scale; the cost of the table shown below is read from its `grid.json`."
             ),
             retrain,
         ]
@@ -107,7 +125,32 @@ def _(GRID_PROFILES, GRID_PROFILE_OF_SCALE, mo, scale):
 
 
 @app.cell
-def _(Path, catch_user_error, grid, load_results, mo, profile_name, results_path, retrain, scale, tempfile):
+def _(
+    Path,
+    catch_user_error,
+    grid,
+    items_path,
+    json,
+    load_results,
+    mo,
+    pl,
+    profile_name,
+    results_path,
+    retrain,
+    scale,
+    tempfile,
+):
+    def _read(path):
+        """The results table, its items (None when absent) and its grid.json (None when absent)."""
+        table = load_results(path)
+        _items = items_path(path)
+        record = Path(path).with_name("grid.json")
+        return (
+            table,
+            pl.read_parquet(_items) if _items.is_file() else None,
+            json.loads(record.read_text()) if record.is_file() else None,
+        )
+
     _committed = Path(results_path.value.strip())
     _how = (
         f"Produce it with `avexlab grid --profile {profile_name} --out {_committed.parent}` "
@@ -116,26 +159,26 @@ def _(Path, catch_user_error, grid, load_results, mo, profile_name, results_path
     if retrain.value:
         with mo.status.spinner(title=f"Training and evaluating the {profile_name!r} grid ..."):
             _path = grid(profile_name, out=Path("runs/notebook-grid") / scale.value, progress=True)
-        results = load_results(_path)
+        results, items, record = _read(_path)
         origin = f"Retrained just now at `{scale.value}` scale: `{_path}`."
     elif _committed.is_file():
-        results, _problem = catch_user_error(load_results, _committed)
+        _loaded, _problem = catch_user_error(_read, _committed)
         mo.stop(
             _problem is not None,
             mo.callout(mo.md(f"**Cannot read `{_committed}`.** {_problem} {_how}"), kind="danger"),
         )
+        results, items, record = _loaded
         origin = f"Committed grid results: `{_committed}`."
     elif scale.value == "smoke":
-        # A temporary folder (about 100 MB of checkpoints and caches), deleted once the table is read.
+        # A temporary folder (about 100 MB of checkpoints and caches), deleted once the tables are read.
         with (
             tempfile.TemporaryDirectory(prefix="avexlab-grid-smoke-") as _out,
             mo.status.spinner(title="No committed results: running the smoke grid (seconds per cell) ..."),
         ):
-            results = load_results(grid("smoke", out=_out, progress=True))
+            results, items, record = _read(grid("smoke", out=_out, progress=True))
         origin = (
             f"**No committed grid results at `{_committed}`.** {_how} Shown instead: the `smoke` grid, "
-            "run just now in a temporary folder (a few training steps per cell: expect trained and "
-            "random-init bars to be close)."
+            "run just now in a temporary folder (a few training steps per cell)."
         )
     else:
         mo.stop(
@@ -148,64 +191,289 @@ def _(Path, catch_user_error, grid, load_results, mo, profile_name, results_path
                 kind="warn",
             ),
         )
-    mo.callout(mo.md(origin), kind="info")
-    return (results,)
+    _seeds = (
+        sorted(results["train_seed"].drop_nulls().unique().to_list())
+        if "train_seed" in results.columns
+        else []
+    )
+    _probe = sorted(results["probe_seed"].drop_nulls().unique().to_list())
+    _shape = (
+        f" {results['encoder'].n_unique()} encoders; training seeds {_seeds or 'not recorded'}, probe seeds "
+        f"{_probe}."
+    )
+    _cost = (record or {}).get("cost") or {}
+    if "training_wall_s" in _cost:
+        _runs = [r["wall_s"] for r in _cost.get("runs", []) if r.get("wall_s") is not None]
+        _cost_md = (
+            f" Its cost (`grid.json`): {_cost['training_wall_s'] / 60:.1f} min of training wall time "
+            f"({sum(_runs) / 60:.1f} min summed over {len(_runs)} runs)"
+            + (
+                f" and {_cost['evaluation_wall_s'] / 60:.1f} min of evaluation"
+                if "evaluation_wall_s" in _cost
+                else ""
+            )
+            + f", {_cost.get('workers', 1)} worker(s) on {_cost.get('cpu_count', '?')} CPU cores."
+        )
+    else:
+        _cost_md = " Its `grid.json` records no cost (a grid written before avexlab measured it)."
+    _no_items = (
+        ""
+        if items is not None
+        else (
+            "\n\n**This table has no per-item outcomes** (`items.parquet` beside it: a grid written before "
+            "avexlab kept them). Intervals, chance levels and verdicts are computed from them, so only the "
+            f"means are shown below. Re-run the grid to get them: {_how}"
+        )
+    )
+    mo.callout(mo.md(origin + _shape + _cost_md + _no_items), kind="info" if items is not None else "warn")
+    return items, results
 
 
 @app.cell
-def _(ablation_table, cs, factor, mo, results):
-    table = ablation_table(results, factor.value)
+def _(evaluate_findings, findings_prose, items, mo, results):
+    mo.stop(
+        items is None,
+        mo.md("## Findings\n\nNot evaluated: verdicts need the per-item outcomes (`items.parquet`)."),
+    )
+    with mo.status.spinner(title="Evaluating the paper's findings (paired bootstrap) ..."):
+        findings = evaluate_findings(results, items)
+    _counts = findings["verdict"].value_counts(sort=True)
+    _summary = ", ".join(f"{n} {v}" for v, n in _counts.iter_rows())
     mo.vstack(
         [
             mo.md(
-                f"## Paper-shaped table by {factor.value}\n\nMean over cells and datasets of each column of "
-                "the paper's headline table (probe accuracy or mAP, retrieval ROC AUC, clustering NMI; "
-                "columns whose suite the grid's world lacks are left out). Compare each `trained` row with "
-                "the `random-init twin` row of the same value."
+                "## Findings: the paper's claims, tested on this grid\n\n"
+                f"{findings.height} findings: {_summary}. Each pairs cells that differ in one factor, "
+                "averages the paired differences over the pairs and the columns it reads, and gives the 95% "
+                "interval of that effect (the same test clips and seeds on both sides of a pair). A "
+                "`greater` claim is **reproduced** when the whole interval is above 0, **contradicted** when "
+                "it is below 0, **inconclusive** otherwise; a `not_less` claim compares with minus its "
+                "margin. These verdicts are about this grid on the synthetic world, not about the paper's "
+                "real data.\n\n" + findings_prose(findings)
             ),
-            mo.ui.table(table.with_columns(cs.float().round(3)), selection=None),
+            mo.ui.table(
+                findings.drop("statement").with_columns(
+                    [findings[c].round(3) for c in ("effect", "ci_low", "ci_high")]
+                ),
+                selection=None,
+                page_size=12,
+            ),
         ]
-    )
-    return (table,)
-
-
-@app.cell
-def _(factor, faceted_bars, mo, table, to_long):
-    mo.ui.plotly(
-        faceted_bars(
-            to_long(table),
-            x=factor.value,
-            color="model",
-            title=f"Trained vs random-init twin, by {factor.value} (one panel per paper column)",
-        )
     )
     return
 
 
 @app.cell
-def _(cells_vs_twins, cs, mo, pl, results):
-    gains = cells_vs_twins(results)
-    _beat = gains.filter(pl.col("mean_gain") > 0).height
-    _clear = gains.filter(pl.col("beyond_spread")).height
-    _spread = (
-        f"**{_clear} of {gains.height}** clear their architecture's `twin_spread`: the largest mean gain one "
-        "random-init network shows against the other random inits of the same architecture (the grid "
-        "evaluates several init seeds as twins). A cell below it did no better than drawing another "
-        "random init."
-        if gains["twin_spread"].null_count() < gains.height
-        else "This grid evaluated one twin per architecture, so there is no yardstick for the noise: "
-        "differences of a few hundredths are within what another random init gives."
+def _(ANALYSIS_COLUMNS, cell_intervals, chance_levels, items, mo, pl, results):
+    mo.stop(items is None)
+    with mo.status.spinner(title="Bootstrap intervals of every encoder and column ..."):
+        _iv = cell_intervals(items)
+    _factors = [
+        c
+        for c in ("architecture", "mix", "paradigm", "examples_seen", "ssl_examples", "sl_examples")
+        if c in results.columns
+    ]
+    _meta = results.select("encoder", *_factors).unique("encoder", keep="first", maintain_order=True)
+    _order = {c[0]: i for i, c in enumerate(ANALYSIS_COLUMNS)}
+    intervals = (
+        _iv.join(_meta, on="encoder", how="left")
+        .with_columns(pl.col("column").replace_strict(_order).alias("_order"))
+        .sort("_order", maintain_order=True)
+        .drop("_order")
     )
+    chance = chance_levels(items)
+    twins = intervals.filter(pl.col("paradigm") == "random-init")
+    return chance, intervals, twins
+
+
+@app.cell
+def _(PAPER_COLUMNS, intervals, mo):
+    _measured = intervals["column"].unique(maintain_order=True).to_list()
+    _paper = [c[0] for c in PAPER_COLUMNS]
+    shown_columns = mo.ui.multiselect(
+        _measured, value=[c for c in _measured if c in _paper], label="columns shown"
+    )
+    shown_columns
+    return (shown_columns,)
+
+
+@app.cell
+def _(chance, factor, interval_figure, intervals, mo, pl, shown_columns, twins):
+    _keep = pl.col("column").is_in(shown_columns.value)
+    _points = intervals.filter(_keep & (pl.col("paradigm") != "random-init")).with_columns(
+        pl.col(factor.value).cast(pl.String).fill_null("released model")
+    )
+    mo.stop(_points.height == 0, mo.md("Pick at least one column."))
     mo.vstack(
         [
             mo.md(
-                "## Every cell against its own twin\n\nEach trained encoder's value minus its "
-                "architecture's random-init twin's (the mean over the twins' init seeds), per paper column "
-                "(positive = training helped), the columns it won and the mean gain. "
-                f"**{_beat} of {gains.height} cells** have a positive mean gain; {_spread} On the quick "
-                "world the test splits are small (40 clips per classification dataset)."
+                f"## Every encoder with its 95% interval, by {factor.value}\n\nOne panel per column of the "
+                "paper's table; one point per grid cell (mean over its training and probe seeds), coloured "
+                f"by {factor.value} and grouped by architecture. The **grey band** behind an architecture's "
+                "cells is its random-init twins' interval (dotted line: their estimate): a cell inside it "
+                "did no better than the untrained network. The **dashed line** is the chance level: the "
+                "score of a predictor that gives every clip the same output (majority class for accuracy, "
+                "class prevalence for mAP, 0.5 for retrieval ROC AUC, 0 for NMI), computed from the test "
+                "clips' labels. Hover a point for its interval."
             ),
-            mo.ui.table(gains.with_columns(cs.float().round(3)), selection=None),
+            mo.ui.plotly(
+                interval_figure(
+                    _points,
+                    color=factor.value,
+                    group="architecture",
+                    chance=chance.filter(_keep),
+                    bands=twins.filter(_keep),
+                    title=f"Estimates and 95% intervals by {factor.value}",
+                )
+            ),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(chance, intervals, mo, pl):
+    def _fmt(e, lo, hi):
+        if e is None:
+            return None
+        if lo is None or hi is None or lo != lo or hi != hi:
+            return f"{e:.3f}"
+        return f"{e:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    _cols = intervals["column"].unique(maintain_order=True).to_list()
+    _keys = [
+        c
+        for c in (
+            "encoder",
+            "architecture",
+            "mix",
+            "paradigm",
+            "examples_seen",
+            "n_train_seeds",
+            "n_probe_seeds",
+        )
+        if c in intervals.columns
+    ]
+    _wide = (
+        intervals.with_columns(
+            pl.struct("estimate", "ci_low", "ci_high")
+            .map_elements(lambda r: _fmt(r["estimate"], r["ci_low"], r["ci_high"]), return_dtype=pl.String)
+            .alias("value")
+        )
+        .pivot(on="column", index=_keys, values="value", aggregate_function="first")
+        .select(*_keys, *_cols)
+    )
+    _chance_row = pl.DataFrame(
+        {
+            "encoder": "chance (constant predictor)",
+            **{c: f"{v:.3f}" for c, v in chance.select("column", "chance").iter_rows()},
+        }
+    )
+    cell_table = pl.concat([_chance_row, _wide], how="diagonal_relaxed").select(*_keys, *_cols)
+    mo.vstack(
+        [
+            mo.md(
+                "## Every cell and twin, with intervals\n\nEach column's estimate `[95% interval]`: mean over "
+                "the column's datasets, averaged over the encoder's training and probe seeds; the interval "
+                "redraws the test clips of every dataset and the seeds. Random-init twins are the rows of "
+                "paradigm `random-init`; the first row is the chance level."
+            ),
+            mo.ui.table(cell_table, selection=None, page_size=15),
+        ]
+    )
+    return
+
+
+@app.cell
+def _(factor, mo):
+    # On demand: a paired bootstrap per (value, model, column) takes a while on a full grid.
+    factor_intervals = mo.ui.run_button(
+        label=f"Add the 95% intervals (paired bootstrap of every {factor.value} value and column)"
+    )
+    return (factor_intervals,)
+
+
+@app.cell
+def _(
+    PAPER_COLUMNS,
+    ablation_table,
+    catch_user_error,
+    cs,
+    effect_interval,
+    factor,
+    factor_intervals,
+    items,
+    mo,
+    pl,
+    results,
+):
+    _means = ablation_table(results, factor.value)
+    _measured = [c[0] for c in PAPER_COLUMNS if c[0] in _means.columns]
+    if items is None or not factor_intervals.value:
+        _table = _means.with_columns(cs.float().round(3))
+        _how = (
+            "no intervals without `items.parquet`, so differences between rows cannot be told from noise here."
+            if items is None
+            else "the button adds each one's 95% interval (a bootstrap per value and column: it takes a "
+            "while on a full grid; the per-cell intervals above are already there)."
+        )
+    else:
+        _grid = results.filter(~pl.col("paradigm").is_in(["random-init", "existing"]))
+        _cells = _grid.select("encoder", "architecture", factor.value).unique("encoder", maintain_order=True)
+        _twin_of = dict(
+            results.filter(pl.col("paradigm") == "random-init")
+            .select("architecture", "encoder")
+            .unique("architecture")
+            .iter_rows()
+        )
+
+        _problems = {}
+
+        def _ci(terms, sign=""):
+            iv, problem = catch_user_error(effect_interval, items, terms)
+            if iv is None:  # named under the table, never a silent gap
+                _problems.setdefault(problem, len(_problems) + 1)
+                return f"not computed ({_problems[problem]})"
+            return f"{iv.estimate:{sign}.3f} [{iv.ci_low:{sign}.3f}, {iv.ci_high:{sign}.3f}]"
+
+        _rows = []
+        _groups = list(_cells.group_by(factor.value, maintain_order=True))
+        for (_value,), _g in mo.status.progress_bar(
+            _groups, title=f"Intervals of the means by {factor.value}"
+        ):
+            _enc = _g["encoder"].to_list()
+            _twins = [_twin_of.get(a) for a in _g["architecture"].to_list()]
+            _w = 1 / len(_enc)
+            for _model in ("trained", "random-init twin", "gain"):
+                _row = {factor.value: _value, "model": _model, "cells": len(_enc)}
+                for _c in _measured:
+                    _t = [(_w, e, _c) for e in _enc]
+                    _tw = [(_w, e, _c) for e in _twins if e is not None]
+                    if _model == "trained":
+                        _row[_c] = _ci(_t)
+                    elif len(_tw) < len(_enc):
+                        _row[_c] = None
+                    elif _model == "random-init twin":
+                        _row[_c] = _ci(_tw)
+                    else:
+                        _row[_c] = _ci(_t + [(-w, e, c) for w, e, c in _tw], sign="+")
+                _rows.append(_row)
+        _table = pl.DataFrame(_rows)
+        _how = (
+            "each with its 95% interval (one paired bootstrap: the same clips and seeds for every cell and its "
+            "twin; `gain` = trained - twin, positive = training helped). `cells` counts the cells averaged; "
+            "an empty twin or gain means a cell has no random-init twin."
+            + "".join(f"\n\n**Not computed ({n}):** {p}" for p, n in _problems.items())
+        )
+    mo.vstack(
+        [
+            mo.md(
+                f"## Paper-shaped table by {factor.value}\n\nFor each value of {factor.value}: the mean over "
+                "its grid cells of each column of the paper's headline table (`trained`) and the same mean "
+                f"over the cells' random-init twins; {_how}"
+            ),
+            *([factor_intervals] if items is not None else []),
+            mo.ui.table(_table, selection=None, page_size=15),
         ]
     )
     return
@@ -224,8 +492,9 @@ def _(ablation_view, factor, mo, results):
         [
             mo.md(
                 "## Any metric, per task family\n\nEvery metric the evaluation records (e.g. balanced "
-                "accuracy, precision@1, ARI), one panel per task family. Error bars: standard deviation "
-                "over the cells and datasets averaged."
+                "accuracy, precision@1, ARI), one panel per task family, trained cells against their twins. "
+                "Error bars here are the **spread** (standard deviation over the cells, seeds and datasets "
+                "averaged), not an interval: read differences against the intervals above."
             ),
             detail,
         ]
@@ -243,7 +512,7 @@ def _(detail, factor, faceted_bars, mo, pl, view):
             color="model",
             facet="task_family",
             errors=True,
-            title=f"{detail.value} by {factor.value}",
+            title=f"{detail.value} by {factor.value} (error bars: standard deviation)",
         )
     )
     return

@@ -58,8 +58,10 @@ def _(mo):
     2. Gap curves: the detection suite's test soundscapes re-rendered with one knob changed (same calls,
        same background), scored at each value.
 
-    Encoders: comma-separated `NAME:SIZE` specs (untrained, seeded) or checkpoint paths, e.g. one per
-    training paradigm from `avexlab grid`.
+    Encoders: comma-separated `NAME:SIZE` specs (untrained, seeded), checkpoint paths (e.g. one per
+    training paradigm from `avexlab grid`) or `birdnet` (BirdNET V2.4, the released bird model, run frozen:
+    it takes 48 kHz audio, so clips are resampled, and it embeds its 3 s windows several times slower than
+    the tiny networks; set a cap on clips per split at `workshop` scale).
     """)
     return
 
@@ -68,7 +70,11 @@ def _(mo):
 def _(SCALES, SWEEP_KNOBS, default_scale, mo):
     scale = mo.ui.dropdown(list(SCALES), value=default_scale(), label="scale")
     seed = mo.ui.number(start=0, stop=10_000, value=0, label="seed")
-    encoders = mo.ui.text(value="logmel:tiny", label="encoders (comma-separated)", full_width=True)
+    encoders = mo.ui.text(
+        value="logmel:tiny",
+        label="encoders (comma-separated NAME:SIZE, checkpoint paths, or birdnet)",
+        full_width=True,
+    )
     knob = mo.ui.dropdown(list(SWEEP_KNOBS), value="snr_db", label="shift knob")
     cap = mo.ui.number(start=0, stop=100_000, value=0, label="max clips per split (0 = every clip)")
     mo.vstack([mo.hstack([scale, seed, knob, cap], justify="start"), encoders])

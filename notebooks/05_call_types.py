@@ -66,7 +66,9 @@ def _(mo):
     manifest made from annotations (`avexlab data from-raven` / `from-sonic-visualiser`: one clip per
     selection) with the folder its paths are relative to.
     Encoder: `NAME:SIZE` (e.g. `logmel:tiny`, a log-mel statistics baseline that needs no training, or an
-    untrained `beats:tiny`) or the path of any checkpoint (`avexlab train` output, official BEATs/EAT).
+    untrained `beats:tiny`), the path of any checkpoint (`avexlab train` output, official BEATs/EAT), or
+    `birdnet` (BirdNET V2.4, the released bird model, run frozen: it takes 48 kHz audio, so clips are
+    resampled, and it embeds its 3 s windows several times slower than the tiny networks).
     """)
     return
 
@@ -87,7 +89,7 @@ def _(SCALES, default_scale, mo):
         placeholder="default: the manifest's folder", label="audio root (manifest only)", full_width=True
     )
     encoder_spec = mo.ui.text(
-        value="logmel:tiny", label="encoder (NAME:SIZE or checkpoint path)", full_width=True
+        value="logmel:tiny", label="encoder (NAME:SIZE, checkpoint path, or birdnet)", full_width=True
     )
     clip_s = mo.ui.number(start=0.5, stop=60.0, step=0.5, value=5.0, label="clip length (s)")
     mo.vstack([mo.hstack([scale, seed, clip_s], justify="start"), source, folder, data_root, encoder_spec])

@@ -62,8 +62,10 @@ def _(mo):
       between the two modes means the encoder hears the session, not the animal.
 
     Encoder: `NAME:SIZE` (`logmel:tiny`, a log-mel statistics baseline that needs no training; `beats:tiny`
-    or `efficientnet:tiny`, untrained random-init networks) or the path of a checkpoint (`avexlab train`
-    output, official BEATs/EAT weights).
+    or `efficientnet:tiny`, untrained random-init networks), the path of a checkpoint (`avexlab train`
+    output, official BEATs/EAT weights), or `birdnet` (BirdNET V2.4, the released bird model, run frozen: it
+    takes 48 kHz audio, so clips are resampled, and it embeds its 3 s windows several times slower than the
+    tiny networks).
     """)
     return
 
@@ -73,7 +75,7 @@ def _(SCALES, default_scale, mo):
     scale = mo.ui.dropdown(list(SCALES), value=default_scale(), label="scale")
     seed = mo.ui.number(start=0, stop=10_000, value=0, label="seed")
     encoder_spec = mo.ui.text(
-        value="logmel:tiny", label="encoder (NAME:SIZE or checkpoint path)", full_width=True
+        value="logmel:tiny", label="encoder (NAME:SIZE, checkpoint path, or birdnet)", full_width=True
     )
     mo.vstack([mo.hstack([scale, seed], justify="start"), encoder_spec])
     return encoder_spec, scale, seed

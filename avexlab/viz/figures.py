@@ -7,6 +7,7 @@ selections reactive, in Jupyter use ``go.FigureWidget(fig)``.
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -548,4 +549,244 @@ def faceted_bars(
         height=panel_height * n_rows + 120,
     )
     fig.update_xaxes(tickangle=-35)
+    return fig
+
+
+def interval_figure(
+    cells: pl.DataFrame,
+    *,
+    x: str = "encoder",
+    color: str = "paradigm",
+    group: str | None = "architecture",
+    panel: str = "column",
+    chance: pl.DataFrame | None = None,
+    bands: pl.DataFrame | None = None,
+    band_name: str = "random-init twins, 95% interval",
+    cols: int = 2,
+    title: str | None = None,
+    panel_height: int = 280,
+) -> go.Figure:
+    """Every row's estimate with its 95% interval as error bars, one panel per ``panel`` value (a column
+    of the paper-shaped table), with the chance level as a dashed line and a shaded band per ``group``
+    (e.g. the random-init twins' interval behind the cells of their architecture).
+
+    Args:
+        cells: one row per (``x``, ``panel``): ``x``, ``panel``, ``estimate``, ``ci_low``, ``ci_high``,
+            ``color`` and ``group`` (when given); e.g. :func:`avexlab.evaluate.stats.cell_intervals` joined
+            with the grid's factors. A null or NaN bound draws the point without an error bar.
+        x: the column naming a point (a tick on the x axis).
+        color: points are coloured (one trace, one legend entry) by this column.
+        group: points of one ``group`` value stand together (groups in order of first appearance, a gap
+            between groups; within a group by ``color``, then by first appearance); their band is drawn
+            over their extent. None: one group.
+        panel: one panel per value, in order of first appearance.
+        chance: rows ``panel, chance`` and optionally ``label`` (default ``"chance"``): a dashed line across
+            its panel per row (one line style per label).
+        bands: rows ``panel, group, ci_low, ci_high`` and optionally ``estimate``: a shaded band (and a
+            dotted line at the estimate) over the group's points in that panel, drawn behind them.
+        band_name: the bands' legend entry.
+        cols: panels per row.
+
+    Returns:
+        The figure. Traces, in drawing order: bands (``fill="toself"``), chance lines (``line.dash ==
+        "dash"``), then one marker trace per (panel, ``color`` value) with ``error_y`` (asymmetric: ``array``
+        = high - estimate, ``arrayminus`` = estimate - low). Every panel has the same x positions, labelled
+        on the lowest panel of each panel column (names longer than 36 characters on several lines).
+    """
+    from plotly.subplots import make_subplots
+
+    need = [c for c in dict.fromkeys([x, panel, color, *([group] if group else []), "estimate"])]
+    need += ["ci_low", "ci_high"]
+    missing = [c for c in need if c not in cells.columns]
+    if missing or cells.height == 0:
+        raise EvaluationError(
+            expected_found(
+                "interval table",
+                f"rows with columns {need}",
+                f"{cells.height} rows, no {missing}" if missing else "no rows",
+                "Pass cell_intervals() output joined with the factors you group by.",
+            )
+        )
+    if cells.select(x, panel).is_duplicated().any():
+        raise EvaluationError(
+            expected_found(
+                "interval table", f"one row per ({x}, {panel})", "duplicates", "Aggregate or filter first."
+            )
+        )
+    cells = cells.with_columns(pl.col("estimate", "ci_low", "ci_high").cast(pl.Float64).fill_nan(None))
+    grp = pl.col(group).cast(pl.String) if group else pl.lit("")
+    keyed = cells.with_columns(grp.alias("_group"), pl.col(color).cast(pl.String).alias("_color"))
+
+    def first_seen(col: str) -> dict[str, int]:
+        return {v: i for i, v in enumerate(keyed[col].unique(maintain_order=True).to_list())}
+
+    g_rank, c_rank = first_seen("_group"), first_seen("_color")
+    x_rank = {str(v): i for i, v in enumerate(keyed[x].unique(maintain_order=True).to_list())}
+    order = (
+        keyed.select(pl.col(x).cast(pl.String).alias("_x"), "_group", "_color")
+        .unique("_x", keep="first", maintain_order=True)
+        .with_columns(
+            pl.col("_group").replace_strict(g_rank).alias("_g"),
+            pl.col("_color").replace_strict(c_rank).alias("_c"),
+            pl.col("_x").replace_strict(x_rank).alias("_i"),
+        )
+        .sort("_g", "_c", "_i")
+    )
+    position: dict[str, float] = {}
+    extent: dict[str, tuple[float, float]] = {}
+    pos, previous = 0.0, None
+    for name, g in order.select("_x", "_group").iter_rows():
+        if previous is not None and g != previous:
+            pos += 1.0  # a gap between groups
+        position[name] = pos
+        lo, _ = extent.get(g, (pos, pos))
+        extent[g] = (lo, pos)
+        previous, pos = g, pos + 1.0
+    ticks = sorted(position, key=position.__getitem__)
+
+    panels = keyed[panel].unique(maintain_order=True).to_list()
+    colours = list(c_rank)
+    n_rows = -(-len(panels) // cols)
+    n_cols = min(cols, len(panels))
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=[str(p) for p in panels],
+        vertical_spacing=min(0.12, 0.35 / n_rows),
+        horizontal_spacing=0.07,
+    )
+    lowest = {c: max(i for i in range(len(panels)) if i % n_cols == c) for c in range(n_cols)}
+    shown: set[str] = set()
+
+    def legend(key: str) -> bool:
+        fresh = key not in shown
+        shown.add(key)
+        return fresh
+
+    x_range = [-0.7, pos - 0.3]
+    for i, p in enumerate(panels):
+        row, col = i // n_cols + 1, i % n_cols + 1
+        if bands is not None:
+            for b in bands.filter(pl.col(panel) == p).iter_rows(named=True):
+                g = str(b[group]) if group else ""
+                if g not in extent or b["ci_low"] is None or b["ci_high"] is None:
+                    continue
+                x0, x1 = extent[g][0] - 0.45, extent[g][1] + 0.45
+                lo, hi = float(b["ci_low"]), float(b["ci_high"])
+                est = b.get("estimate")
+                text = (
+                    f"{g} {band_name}: "
+                    + (f"{est:.3f} " if est is not None else "")
+                    + f"[{lo:.3f}, {hi:.3f}]"
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=[x0, x1, x1, x0, x0],
+                        y=[lo, lo, hi, hi, lo],
+                        fill="toself",
+                        fillcolor="rgba(120, 120, 120, 0.22)",
+                        line={"width": 0},
+                        mode="lines",
+                        hoveron="fills",
+                        text=text,
+                        hoverinfo="text",
+                        name=band_name,
+                        legendgroup="band",
+                        showlegend=legend("band"),
+                    ),
+                    row=row,
+                    col=col,
+                )
+                if est is not None:
+                    fig.add_trace(
+                        go.Scatter(
+                            x=[x0, x1],
+                            y=[est, est],
+                            mode="lines",
+                            line={"width": 1, "dash": "dot", "color": "rgba(90, 90, 90, 0.8)"},
+                            hoverinfo="skip",
+                            name=f"{band_name} (estimate)",
+                            legendgroup="band",
+                            showlegend=False,
+                        ),
+                        row=row,
+                        col=col,
+                    )
+        if chance is not None:
+            lines = chance.filter(pl.col(panel) == p)
+            for k, c in enumerate(lines.iter_rows(named=True)):
+                label = str(c.get("label") or "chance")
+                fig.add_trace(
+                    go.Scatter(
+                        x=x_range,
+                        y=[c["chance"], c["chance"]],
+                        mode="lines",
+                        line={
+                            "dash": "dash",
+                            "width": 1.5,
+                            "color": ("#444444", "#b15928", "#6a3d9a")[k % 3],
+                        },
+                        name=label,
+                        legendgroup=f"chance {label}",
+                        showlegend=legend(f"chance {label}"),
+                        hovertemplate=f"{label}: {c['chance']:.3f}<extra></extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
+        for j, cv in enumerate(colours):
+            part = keyed.filter((pl.col(panel) == p) & (pl.col("_color") == cv))
+            if part.height == 0:
+                continue
+            names = [str(v) for v in part[x].to_list()]
+            est = part["estimate"].to_list()
+            lo, hi = part["ci_low"].to_list(), part["ci_high"].to_list()
+            fig.add_trace(
+                go.Scatter(
+                    x=[position[n] for n in names],
+                    y=est,
+                    mode="markers",
+                    marker={"size": 8, "color": _FEW_COLOURS[j % len(_FEW_COLOURS)]},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [
+                            None if h is None or e is None else h - e for h, e in zip(hi, est, strict=True)
+                        ],
+                        "arrayminus": [
+                            None if l_ is None or e is None else e - l_ for l_, e in zip(lo, est, strict=True)
+                        ],
+                        "thickness": 1.5,
+                        "width": 3,
+                    },
+                    name=cv,
+                    legendgroup=f"color {cv}",
+                    showlegend=legend(f"color {cv}"),
+                    customdata=[[n, lo_, hi_] for n, lo_, hi_ in zip(names, lo, hi, strict=True)],
+                    hovertemplate=(
+                        "%{customdata[0]}<br>%{y:.3f} (95% interval %{customdata[1]:.3f} to "
+                        f"%{{customdata[2]:.3f}})<extra>{cv}</extra>"
+                    ),
+                ),
+                row=row,
+                col=col,
+            )
+        fig.update_xaxes(
+            range=x_range,
+            tickvals=[position[t] for t in ticks],
+            ticktext=["<br>".join(textwrap.wrap(t, 36)) for t in ticks],  # long names on several lines
+            zeroline=False,
+            showticklabels=i == lowest[col - 1],
+            tickangle=-60,
+            tickfont={"size": 10},
+            showgrid=False,
+            row=row,
+            col=col,
+        )
+    fig.update_layout(
+        title={"text": title} if title else None,
+        height=panel_height * n_rows + 220,
+        legend={"title": {"text": color}},
+        margin={"b": 160},
+    )
     return fig

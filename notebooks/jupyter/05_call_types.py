@@ -19,8 +19,9 @@
 #
 # Set `RECORDINGS` to your own recordings (a folder with one sub-folder per label, or a manifest made by
 # `avexlab data from-raven` / `from-sonic-visualiser`, with `ROOT` the folder its paths are relative to)
-# and `ENCODER` to `NAME:SIZE` (e.g. `logmel:tiny`, a baseline without training) or the path of any
-# checkpoint. Problems with the recordings or the checkpoint are printed as a message, not a traceback.
+# and `ENCODER` to `NAME:SIZE` (e.g. `logmel:tiny`, a baseline without training), the path of any
+# checkpoint, or `birdnet` (BirdNET V2.4, frozen: 48 kHz input, resampled here, and several times slower
+# than the tiny networks). Problems with the recordings or the checkpoint are printed as a message, not a traceback.
 
 # %%
 import ipywidgets as widgets

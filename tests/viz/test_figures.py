@@ -10,6 +10,7 @@ from tolerance import rounding_approx
 from avexlab.errors import ConfigError, EvaluationError
 from avexlab.viz.figures import (
     embedding_map,
+    interval_figure,
     reduce_embeddings,
     result_bars,
     result_lines,
@@ -206,3 +207,93 @@ def test_embedding_map_gives_every_category_its_own_look(n: int) -> None:
     assert len(fig.data) == n and len(set(looks)) == n and all(c is not None for c, _ in looks)
     if n <= 10:
         assert len({c for c, _ in looks}) == n  # few categories: colour alone tells them apart
+
+
+def _cells() -> pl.DataFrame:
+    """Two columns x five encoders of two architectures (listed out of order), one without an interval."""
+    rows = []
+    for c, column in enumerate(("BEANS clf probe", "BEANS clf R-auc")):
+        for e, (enc, arch, paradigm) in enumerate(
+            [
+                ("beats-all-sl", "beats", "sl"),
+                ("efficientnet-all-sl", "efficientnet", "sl"),
+                ("beats-all-ssl", "beats", "ssl"),
+                ("beats-bio-sl", "beats", "sl"),
+                ("efficientnet-bio-sl", "efficientnet", "sl"),
+            ]
+        ):
+            est = 0.3 + 0.1 * c + 0.01 * e
+            lo, hi = (
+                (None, None) if enc == "beats-all-ssl" and c == 1 else (est - 0.05 - 0.001 * e, est + 0.04)
+            )
+            rows.append(dict(encoder=enc, architecture=arch, paradigm=paradigm, column=column,
+                             estimate=est, ci_low=lo, ci_high=hi))  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_interval_figure_draws_intervals_chance_lines_and_twin_bands() -> None:
+    cells = _cells()
+    chance = pl.DataFrame({"column": ["BEANS clf probe", "BEANS clf R-auc"], "chance": [0.25, 0.5]})
+    bands = pl.DataFrame(
+        {
+            "column": ["BEANS clf probe", "BEANS clf probe", "BEANS clf R-auc"],
+            "architecture": ["beats", "efficientnet", "beats"],
+            "estimate": [0.28, 0.2, 0.45],
+            "ci_low": [0.2, 0.15, 0.4],
+            "ci_high": [0.33, 0.26, 0.52],
+        }
+    )
+    fig = interval_figure(cells, color="paradigm", group="architecture", chance=chance, bands=bands, cols=2)
+    points = [t for t in fig.data if t.mode == "markers"]
+    lines = [t for t in fig.data if t.line.dash == "dash"]
+    filled = [t for t in fig.data if t.fill == "toself"]
+    assert [t.name for t in points] == ["sl", "ssl", "sl", "ssl"]  # per panel, per paradigm
+    assert [len(t.x) for t in filled] == [5, 5, 5] and len(lines) == 2
+    # positions: architectures in order of first appearance, a gap between them; sl before ssl inside one
+    ticks = dict(zip(fig.layout.xaxis.ticktext, fig.layout.xaxis.tickvals, strict=True))
+    assert ticks == {
+        "beats-all-sl": 0, "beats-bio-sl": 1, "beats-all-ssl": 2, "efficientnet-all-sl": 4,
+        "efficientnet-bio-sl": 5,
+    }  # fmt: skip
+    assert fig.layout.xaxis2.tickvals == fig.layout.xaxis.tickvals
+    # every point sits at its encoder's position with its own asymmetric interval
+    for t in points:
+        panel = "BEANS clf probe" if t.xaxis == "x" else "BEANS clf R-auc"
+        for name, x, y, up, down in zip(
+            [c[0] for c in t.customdata], t.x, t.y, t.error_y.array, t.error_y.arrayminus, strict=True
+        ):
+            row = cells.filter((pl.col("encoder") == name) & (pl.col("column") == panel)).row(0, named=True)
+            assert (x, y) == (ticks[name], row["estimate"])
+            if row["ci_low"] is None:
+                assert up is None and down is None  # no interval, no bar
+            else:
+                assert (up, down) == (row["ci_high"] - row["estimate"], row["estimate"] - row["ci_low"])
+    # the chance line of each panel spans it at that panel's level
+    assert [(t.xaxis, t.y) for t in lines] == [("x", (0.25, 0.25)), ("x2", (0.5, 0.5))]
+    assert lines[0].x[0] < -0.5 and lines[0].x[1] > 5.5
+    # a band covers its architecture's points only, from the twins' low to high end, behind the points
+    beats = filled[0]
+    assert (min(beats.x), max(beats.x)) == (-0.45, 2.45) and set(beats.y) == {0.2, 0.33}
+    assert (min(filled[1].x), max(filled[1].x)) == (3.55, 5.45) and filled[2].xaxis == "x2"
+    assert fig.data.index(beats) < fig.data.index(points[0])
+    assert sum(bool(t.showlegend) for t in fig.data) == 4  # band, chance, sl, ssl: once each
+
+
+def test_interval_figure_labels_several_chance_lines_and_refuses_bad_tables() -> None:
+    cells = _cells()
+    chance = pl.DataFrame(
+        {"column": ["BEANS clf probe"] * 2, "chance": [0.25, 0.3], "label": ["chance, grid", "chance, live"]}
+    )
+    fig = interval_figure(cells, color="architecture", group=None, chance=chance, cols=1)
+    assert [t.name for t in fig.data if t.line.dash == "dash"] == ["chance, grid", "chance, live"]
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.xaxis2.showticklabels is True  # one column
+    # a long name is written on several lines
+    long = cells.with_columns(
+        pl.col("encoder").str.replace("beats-all-sl$", "beats-all-sl (random init, smoke world, live)")
+    )
+    ticks = interval_figure(long, group=None).layout.xaxis.ticktext
+    assert "beats-all-sl (random init, smoke<br>world, live)" in ticks and "beats-bio-sl" in ticks
+    with pytest.raises(EvaluationError, match="one row per"):
+        interval_figure(pl.concat([cells, cells.head(1)]))
+    with pytest.raises(EvaluationError, match="ci_low"):
+        interval_figure(cells.drop("ci_low"))

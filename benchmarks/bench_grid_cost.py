@@ -45,7 +45,12 @@ def train_stages(world_dir: Path, arch: str, objective: str, steps: int, warmup:
         {
             "recipe": recipe,
             "model": {"name": arch, "size": "tiny"},
-            "data": {"world_preset": world.config.preset, "world_dir": str(world_dir), "mix": "all", "clip_s": 5.0},
+            "data": {
+                "world_preset": world.config.preset,
+                "world_dir": str(world_dir),
+                "mix": "all",
+                "clip_s": 5.0,
+            },
             "objective": {"kind": objective, "eat": {"clones": 4}},
             "optim": {"lr": 1e-3, "steps": steps + warmup, "batch_size": batch},
             "runtime": {"device": "cpu", "progress": False},
@@ -89,7 +94,9 @@ def train_stages(world_dir: Path, arch: str, objective: str, steps: int, warmup:
             enc.frontend(batch_d["wave"], batch_d["padding_mask"]) if hasattr(enc, "frontend") else None
             f1 = time.perf_counter()
         if step >= warmup:
-            for name, a, b in zip(("data", "augment", "forward", "backward", "optimizer"), t, t[1:], strict=False):
+            for name, a, b in zip(
+                ("data", "augment", "forward", "backward", "optimizer"), t, t[1:], strict=False
+            ):
                 times[name].append(b - a)
             times["step"].append(t[-1] - t[0])
             times["frontend"].append(f1 - f0)
@@ -110,7 +117,11 @@ def eval_stages(world_dir: Path, arch: str, probe_seeds: int) -> dict:
     spec = EvalSpec(probe_seeds=tuple(range(42, 42 + probe_seeds)))
     spent: dict[str, float] = defaultdict(float)
     wrapped = {}
-    for mod, name in ((probe.LinearProbe, "fit"), (retrieval, "retrieval_scores"), (clustering, "clustering_scores")):
+    for mod, name in (
+        (probe.LinearProbe, "fit"),
+        (retrieval, "retrieval_scores"),
+        (clustering, "clustering_scores"),
+    ):
         orig = getattr(mod, name)
 
         def timed(*a: Any, _orig: Any = orig, _key: str = name, **k: Any) -> Any:

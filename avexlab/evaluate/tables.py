@@ -315,7 +315,7 @@ def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
     lands from the others. For each twin, its own ``mean_gain`` against the mean of the OTHER twins; the
     largest absolute one. ``beyond_spread`` is ``mean_gain > twin_spread``: a cell whose gain does not clear
     it did no better than drawing another random init. Both are null when the grid evaluated one twin per
-    architecture (``GridProfile.twin_seeds``).
+    architecture (a grid of one training seed: the twins are those of ``GridProfile.train_seeds``).
 
     Args:
         results: the grid's ``results.parquet`` (:func:`avexlab.experiments.grid.grid`).

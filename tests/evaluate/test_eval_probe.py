@@ -168,7 +168,12 @@ def test_probes_of_several_seeds_trained_together_equal_separate_fits(multi_labe
         # the same updates; only the batched products sum in another order (float32 rounding), amplified
         # by at most the number of optimiser steps
         steps = alone.epochs_ * -(-90 // 32)
-        tol = 8 * np.sqrt(steps * 12) * np.finfo(np.float32).eps * float(np.abs(alone.decision_function(xv)).max())
+        tol = (
+            8
+            * np.sqrt(steps * 12)
+            * np.finfo(np.float32).eps
+            * float(np.abs(alone.decision_function(xv)).max())
+        )
         np.testing.assert_allclose(got.decision_function(xv), alone.decision_function(xv), rtol=0, atol=tol)
     w = [p.model_.weight.detach().numpy() for p in together]
     assert not np.allclose(w[0], w[1])  # three seeds, three probes

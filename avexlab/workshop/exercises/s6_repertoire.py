@@ -106,8 +106,9 @@ EXERCISES = (
         kind="choice",
         prompt=(
             "k-means groups the test clips of one species' repertoire. Do the clusters follow the **call "
-            "type** or the **individual** that called? Change the colouring of the map and read the NMI "
-            "table, then pick the label the clusters recover best."
+            "type** or the **individual** that called? With the `sl` encoder on the first repertoire "
+            "dataset (the defaults above), change the colouring of the map and read the NMI table, then "
+            "pick the label the clusters recover best."
         ),
         hint="The label with the higher NMI in the table is the one k-means recovers best.",
         reference=_best_label_reference,

@@ -87,7 +87,7 @@ def _(course, mo):
         [
             mo.md(
                 "## A species' repertoire\n\nEach clip is one call of one individual; the species has several "
-                "call types. Test clips only, PCA of the embeddings."
+                "call types. Every clip of the species (clustering trains nothing), PCA of the embeddings."
             ),
             mo.hstack([rep_dataset, rep_encoder, rep_colour], justify="start"),
         ]
@@ -108,8 +108,7 @@ def _(
     rep_encoder,
 ):
     _emb = course.embeddings(rep_encoder.value, "repertoire", rep_dataset.value)
-    _test = (_emb.manifest["split"] == "test").to_numpy()
-    _x, _rows = _emb.array()[_test], _emb.manifest.filter(pl.Series(_test))
+    _x, _rows = _emb.array(), _emb.manifest
     _nmi = pl.DataFrame(
         [
             {"label": _c, "classes": _rows[_c].n_unique(), **clustering_scores(_x, _rows[_c].to_list())}

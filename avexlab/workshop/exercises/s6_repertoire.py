@@ -14,20 +14,19 @@ ENCODER = "sl"
 LABELS = ("call_type", "individual")
 
 
-def repertoire_test(course: Any) -> tuple[np.ndarray, pl.DataFrame]:
-    """The first repertoire dataset's test clips: ``(embeddings [N, D], manifest rows)`` for the section's
-    encoder."""
+def repertoire_clips(course: Any) -> tuple[np.ndarray, pl.DataFrame]:
+    """Every clip of the first repertoire dataset (clustering trains nothing, so all splits are used):
+    ``(embeddings [N, D], manifest rows)`` for the section's encoder."""
     dataset = course.datasets("repertoire")[0]
     emb = course.embeddings(ENCODER, "repertoire", dataset)
-    te = (emb.manifest["split"] == "test").to_numpy()
-    return emb.array()[te], emb.manifest.filter(pl.Series(te))
+    return emb.array(), emb.manifest
 
 
 def label_nmi(course: Any) -> dict[str, float]:
     """NMI of k-means (the paper's protocol: K = number of labels, seed 42) against each of :data:`LABELS`."""
     from avexlab.evaluate.clustering import clustering_scores
 
-    x, rows = repertoire_test(course)
+    x, rows = repertoire_clips(course)
     return {
         c: float(clustering_scores(x, rows[c].to_list())["nmi"]) for c in LABELS if rows[c].n_unique() >= 2
     }
@@ -105,7 +104,7 @@ EXERCISES = (
         title="What do the clusters follow?",
         kind="choice",
         prompt=(
-            "k-means groups the test clips of one species' repertoire. Do the clusters follow the **call "
+            "k-means groups the clips of one species' repertoire. Do the clusters follow the **call "
             "type** or the **individual** that called? With the `sl` encoder on the first repertoire "
             "dataset (the defaults above), change the colouring of the map and read the NMI table, then "
             "pick the label the clusters recover best."

@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "Course": "course",
     "prepare": "course",
     "locate_course": "course",
-    "workshop_home": "course",
+    "workshop_home": "paths",
     "EXERCISES": "exercises",
     "Exercise": "exercises",
     "Feedback": "exercises",

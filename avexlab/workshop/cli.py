@@ -66,7 +66,7 @@ def check_cmd(
     from avexlab.workshop.laptop import check_laptop
 
     if course is None:
-        from avexlab.workshop.course import workshop_home
+        from avexlab.workshop.paths import workshop_home
 
         course = workshop_home() / scale
     items = check_laptop(course, imports_only=imports_only)

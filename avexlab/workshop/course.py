@@ -48,6 +48,7 @@ import polars as pl
 
 from avexlab.errors import ConfigError, DataNotFoundError, expected_found
 from avexlab.fsutil import atomic_write
+from avexlab.workshop.paths import workshop_home
 
 if TYPE_CHECKING:
     import torch
@@ -78,7 +79,6 @@ COURSE_FORMAT = 1
 refused by :meth:`Course.open` (prepare it again)."""
 COURSE_SCALES: tuple[str, ...] = ("smoke", "workshop")
 """Scales a course can be prepared at: ``smoke`` (CI, seconds) and ``workshop`` (the quick world)."""
-HOME_ENV = "AVEXLAB_WORKSHOP_DIR"
 
 
 @dataclass(frozen=True)
@@ -179,12 +179,6 @@ _PREPARE_SEED = 42  # the subsample draw and the probes' seed (the paper's probe
 
 
 # ------------------------------------------------------------------------------------------- locations
-def workshop_home() -> Path:
-    """The folder that holds one course folder per scale: ``$AVEXLAB_WORKSHOP_DIR`` or ``~/avexlab-workshop``."""
-    value = os.environ.get(HOME_ENV, "").strip()
-    return Path(value).expanduser() if value else Path.home() / "avexlab-workshop"
-
-
 def _check_scale(scale: str) -> str:
     if scale not in COURSE_SCALES:
         raise ConfigError(

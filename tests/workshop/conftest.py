@@ -3,6 +3,7 @@ their common temporary folder), and the environment the sections read it from.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ def smoke_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the session (the first worker prepares it, the others wait and reuse it)."""
     from avexlab.workshop.course import prepare
 
-    shared = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    # under pytest-xdist each worker's base is <run>/popen-gwN: the run's folder is shared by the workers;
+    # without xdist the base is the run's own folder (its parent would be shared with other runs)
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     course = shared / "workshop-home" / "smoke"
     with FileLock(str(shared / "workshop-course.lock")):
         if not (course / "course.json").is_file():

@@ -1,0 +1,69 @@
+"""A wheelhouse of a small subset (avexlab's own wheel and typer's closure, pinned to this environment) installs
+into a fresh virtual environment with pip's index disabled, inside a network namespace with no network at
+all; a package that is not in the folder cannot be installed; avexlab's command line then runs there and
+``avexlab workshop check`` names what is missing. The full wheelhouse is measured by
+benchmarks/bench_wheelhouse.py (figures in benchmarks/RESULTS.md)."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avexlab.workshop.wheelhouse import build_wheelhouse, install_command
+
+pytestmark = pytest.mark.slow
+
+
+def _offline_env() -> dict[str, str]:
+    """No pip configuration (this machine's points at local indexes), no PYTHONPATH (the fresh environment
+    must import what it installed, not this checkout)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def _no_network() -> list[str]:
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs `unshare -n` (a network namespace) to take the network away from pip")
+    return [unshare, "-n"]
+
+
+def test_subset_wheelhouse_installs_with_no_network(tmp_path: Path) -> None:
+    offline = _no_network()
+    wh = build_wheelhouse(tmp_path / "wheelhouse", requirements=["typer"], echo=lambda _line: None)
+    wheels = {p.name.split("-")[0].lower().replace("_", "-"): p.name for p in wh.glob("*.whl")}
+    assert {"avexlab", "typer", "rich"} <= set(wheels), wheels  # rich: one of typer's own dependencies
+    assert wheels["typer"].split("-")[1] == md.version("typer"), "pinned to this environment's version"
+    assert (wh / "requirements.txt").read_text().split() == ["typer"]
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_offline_env())
+    py = str(venv / "bin" / "python")
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        # cwd outside the checkout: `python -c` puts the working folder first on sys.path
+        return subprocess.run(
+            [*offline, *cmd], capture_output=True, text=True, timeout=300, env=_offline_env(), cwd=tmp_path
+        )
+
+    installed = run(*install_command(wh, py))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    version = run(py, "-c", "import typer; print(typer.__version__)")
+    assert version.stdout.strip() == md.version("typer"), version.stderr
+
+    absent = run(py, "-m", "pip", "install", "--no-index", "--find-links", str(wh), "polars")
+    assert absent.returncode != 0 and "No matching distribution" in absent.stdout + absent.stderr
+
+    own = run(py, "-m", "pip", "install", "--no-index", "--find-links", str(wh), "--no-deps", "avexlab")
+    assert own.returncode == 0, own.stdout + own.stderr
+    check = run(str(venv / "bin" / "avexlab"), "workshop", "check", "--imports-only")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "PASS  python" in check.stdout and "FAIL  import torch (the encoders)" in check.stdout
+    assert str(venv) in run(py, "-c", "import avexlab; print(avexlab.__file__)").stdout

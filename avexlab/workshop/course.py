@@ -672,14 +672,16 @@ def _fewshot(embeddings: dict[tuple[str, str], Any], keys: Sequence[str], plan: 
 
 
 def _copy_notebooks(root: Path) -> list[str]:
-    """Copy the section notebooks (and the instructor guide) into ``root/notebooks``; returns their names.
+    """Copy the section notebooks, their Jupyter twins and the instructor guide into ``root/notebooks``;
+    returns their paths relative to it.
     Outside a source checkout there is nothing to copy (the course then only serves notebooks opened from
     elsewhere)."""
     src = _notebook_source()
     if not src.is_dir():
         return []
     names = []
-    for p in sorted(src.glob("*.py")) + sorted(src.glob("*.md")):
-        atomic_write(root / "notebooks" / p.name, p.read_bytes())
-        names.append(p.name)
+    for p in sorted(src.glob("*.py")) + sorted(src.glob("*.md")) + sorted(src.glob("jupyter/*.py")):
+        rel = p.relative_to(src).as_posix()
+        atomic_write(root / "notebooks" / rel, p.read_bytes())
+        names.append(rel)
     return names

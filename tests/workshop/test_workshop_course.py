@@ -44,9 +44,10 @@ def test_prepared_course_holds_every_set_encoder_and_result(smoke_course: Path) 
     fewshot = course.fewshot()
     assert fewshot.height == len(course.encoder_keys) * len(plan.fewshot.shots) * len(plan.fewshot.seeds)
     assert course.verify_files() == []
-    assert sorted(course.meta["notebooks"])[:6] == sorted(
-        p.name for p in (smoke_course / "notebooks").glob("s*.py")
-    )
+    folder = smoke_course / "notebooks"
+    copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert sorted(course.meta["notebooks"]) == copied
+    assert sum(c.startswith("s") and c.endswith(".py") for c in copied) == 6 and "README.md" in copied
 
 
 def test_few_shot_subset_keeps_k_training_clips_per_class_and_every_other_row(smoke_course: Path) -> None:

@@ -16,9 +16,13 @@ GRID = REPO / "results" / "grid"
 @pytest.fixture(scope="session")
 def smoke_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``avexlab workshop prepare --scale smoke`` into ``<shared tmp>/workshop-home/smoke``, run once for
-    the session (the first worker prepares it, the others wait and reuse it)."""
+    the session (the first worker prepares it, the others wait and reuse it). ``$AVEXLAB_TEST_WORKSHOP_COURSE``
+    names a course prepared earlier instead (it must sit in a folder named ``smoke``)."""
     from avexlab.workshop.course import prepare
 
+    reuse = os.environ.get("AVEXLAB_TEST_WORKSHOP_COURSE")
+    if reuse:  # a developer's shortcut while iterating (CI never sets it): a smoke course prepared earlier
+        return Path(reuse)
     base = tmp_path_factory.getbasetemp()
     # under pytest-xdist each worker's base is <run>/popen-gwN: the run's folder is shared by the workers;
     # without xdist the base is the run's own folder (its parent would be shared with other runs)

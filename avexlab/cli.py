@@ -40,10 +40,23 @@ def print_table(df: Any, title: str | None = None) -> None:
 
     table = Table(title=title, show_lines=False)
     for col in df.columns:
-        table.add_column(str(col))
+        # long names wrap inside their cell instead of being cut with an ellipsis (80-column terminals)
+        table.add_column(str(col), overflow="fold")
     for row in df.iter_rows():
         table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     Console().print(table)
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    from avexlab.errors import ConfigError
+
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise ConfigError(f"{option}: expected comma-separated integers such as 0,1,2, found {text!r}.")
+    return values
 
 
 def _fail(err: Exception) -> None:
@@ -437,6 +450,8 @@ def evaluate(
 ) -> None:
     """Evaluate an encoder (probe, retrieval, clustering) on a world's suite or your own manifest; append to a
     tidy results table."""
+    import polars as pl
+
     from avexlab.data.suite import Suite
     from avexlab.errors import ConfigError
     from avexlab.evaluate.report import save_results
@@ -445,6 +460,7 @@ def evaluate(
     from avexlab.evaluate.tables import last_layer, paper_table
     from avexlab.experiments import evaluate_encoder_on_world
 
+    items = None
     try:
         spec = EvalSpec(
             layers=parse_layers(layers),
@@ -459,8 +475,9 @@ def evaluate(
             )
         if manifest is not None:
             own = Suite.from_manifest(manifest, task_family=task_family, root=root)
-            results = evaluate_suite(encoder, own, spec)
-            save_results(results, out, append=True)
+            items: list[Any] = []
+            results = evaluate_suite(encoder, own, spec, items=items)
+            save_results(results, out, append=True, items=pl.concat(items) if items else None)
         else:
             results = evaluate_encoder_on_world(
                 encoder, world, spec, suites=None if suite == "all" else [suite], out=out
@@ -470,9 +487,52 @@ def evaluate(
     if manifest is None:
         print_table(paper_table(results), title=f"{encoder} on {suite}")
         return
-    # your own data has no paper column: every metric of the last layer, per dataset
-    show = last_layer(results).select("dataset", "method", "metric", "value", "n")
+    # your own data has no paper column: every metric of the last layer, per dataset, with its interval
+    from avexlab.evaluate.stats import row_intervals
+
+    show, warnings = _with_intervals(last_layer(results), row_intervals(pl.concat(items)) if items else None)
     print_table(show, title=f"{encoder} on {manifest} ({task_family}); rows appended to {out}")
+    for line in warnings:
+        typer.secho(line, fg=typer.colors.YELLOW, err=True)
+
+
+# An interval this wide (half-width) or a test split this small cannot tell encoders apart.
+_WIDE_HALF_WIDTH = 0.05
+_SMALL_TEST = 30
+
+
+def _with_intervals(results: Any, intervals: Any) -> tuple[Any, list[str]]:
+    """``dataset, method, metric, value, 95% CI, n`` (mean over probe seeds; the interval resamples the test
+    items and seeds) and a warning per dataset whose test split is too small to tell encoders apart."""
+    import polars as pl
+
+    mean = results.group_by("dataset", "method", "metric", maintain_order=True).agg(
+        pl.col("value").mean(), pl.col("n").max()
+    )
+    if intervals is None or intervals.height == 0:
+        return mean.with_columns(pl.lit("").alias("95% CI")).select(
+            "dataset", "method", "metric", "value", "95% CI", "n"
+        ), []
+    table = mean.join(intervals.select("dataset", "method", "metric", "ci_low", "ci_high", "n_items"),
+                      on=["dataset", "method", "metric"], how="left")  # fmt: skip
+    table = table.with_columns(
+        pl.when(pl.col("ci_low").is_not_null())
+        .then(pl.format("[{}, {}]", pl.col("ci_low").round(3), pl.col("ci_high").round(3)))
+        .otherwise(pl.lit("n/a"))
+        .alias("95% CI")
+    )
+    warnings = []
+    for (dataset,), g in table.group_by(["dataset"], maintain_order=True):
+        half = float(((g["ci_high"] - g["ci_low"]) / 2).drop_nulls().max() or 0.0)
+        n = int(g["n"].max())
+        if n < _SMALL_TEST or half > _WIDE_HALF_WIDTH:
+            warnings.append(
+                f"warning: dataset {dataset!r}: the test split holds {n} clips and the 95% intervals are up to "
+                f"+-{half:.2f} wide, so encoders whose scores differ by less than that cannot be told apart on "
+                "it. Add recordings, or give the test split a larger share (--split-fractions), before "
+                "comparing encoders."
+            )
+    return table.select("dataset", "method", "metric", "value", "95% CI", "n"), warnings
 
 
 @app.command()
@@ -481,7 +541,9 @@ def report(
     html: Annotated[Path | None, typer.Option(help="Also write an HTML report with plots here.")] = None,
 ) -> None:
     """Print the paper-shaped table of a results file; optionally write an HTML report with plots."""
-    from avexlab.evaluate.report import load_results, write_html_report
+    import polars as pl
+
+    from avexlab.evaluate.report import items_path, load_results, write_html_report
     from avexlab.evaluate.tables import ood_report, paper_table
 
     try:
@@ -489,12 +551,63 @@ def report(
     except AvexlabError as err:
         _fail(err)
     print_table(paper_table(df), title="paper-shaped table")
+    ipath = items_path(results)
+    if ipath.is_file():
+        from avexlab.evaluate.stats import cell_intervals
+
+        cells = cell_intervals(pl.read_parquet(ipath), n_resamples=1000)
+        shown = cells.select(
+            "encoder",
+            "column",
+            pl.col("estimate").alias("value"),
+            pl.format("[{}, {}]", pl.col("ci_low").round(3), pl.col("ci_high").round(3)).alias("95% CI"),
+            "n_train_seeds",
+            "n_probe_seeds",
+        )
+        print_table(shown, title="each column with its 95% interval (test clips and seeds resampled)")
+    else:
+        typer.echo(
+            f"(no intervals: {ipath} is missing; evaluations written by this avexlab keep it beside the table)"
+        )
     gaps = ood_report(df)
     if gaps.height:
         print_table(gaps, title="focal -> soundscape gap")
     if html is not None:
         write_html_report(df, html)
         typer.echo(f"wrote {html}")
+
+
+@app.command()
+def findings(
+    results: Annotated[
+        Path, typer.Argument(help="A grid's results.parquet (items.parquet must lie beside it).")
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per finding.")] = False,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+) -> None:
+    """The paper's findings on a grid: reproduced, contradicted or inconclusive, with effect and 95% interval."""
+    import json
+
+    from avexlab.experiments.findings import evaluate_findings, load_grid_tables
+
+    try:
+        table, items = load_grid_tables(results)
+        verdicts = evaluate_findings(table, items, n_resamples=resamples, seed=seed)
+    except AvexlabError as err:
+        _fail(err)
+    if json_out:
+        for row in verdicts.select(
+            "finding", "verdict", "effect", "ci_low", "ci_high", "n_pairs", "statement"
+        ).iter_rows(named=True):
+            typer.echo(json.dumps(row))
+        return
+    print_table(
+        verdicts.select("finding", "verdict", "effect", "ci_low", "ci_high", "n_pairs"),
+        title=f"the paper's findings on {results} (95% paired bootstrap intervals)",
+    )
+    for r in verdicts.iter_rows(named=True):
+        typer.echo(f"{r['finding']}: {r['statement']}")
 
 
 @app.command()
@@ -524,9 +637,21 @@ def grid(
     ),
     world: Annotated[Path | None, typer.Option(help="A rendered world folder (default: render one).")] = None,
     workers: Annotated[int, typer.Option(help="Encoders evaluated in parallel processes.")] = 1,
-    twin_seeds: Annotated[
-        int | None,
-        typer.Option(help="Random-init twins per architecture (default: the profile's; quick has 3)."),
+    train_seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Training seeds of every cell, comma-separated (default: the profile's; quick: 0,1,2)."
+        ),
+    ] = None,
+    probe_seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe (and k-means) seeds, comma-separated (default: the profile's; quick: 42,43,44)."
+        ),
+    ] = None,
+    existing: Annotated[
+        str | None,
+        typer.Option(help="Released encoders to evaluate beside the grid, comma-separated, e.g. birdnet."),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -543,7 +668,12 @@ def grid(
     from avexlab.experiments.grid import profile_with_sets
 
     try:
-        extra = {} if twin_seeds is None else {"twin_seeds": twin_seeds}
+        extra: dict[str, Any] = {}
+        for key, text in (("train_seeds", train_seeds), ("probe_seeds", probe_seeds)):
+            if text is not None:
+                extra[key] = _int_list(text, f"--{key.replace('_', '-')}")
+        if existing is not None:
+            extra["existing"] = tuple(x.strip() for x in existing.split(",") if x.strip())
         prof = profile_with_sets(profile, set_ or [])
         results_path = run_grid(profile=prof, out=out, world=world, workers=workers, **extra)
     except AvexlabError as err:

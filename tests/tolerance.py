@@ -54,8 +54,10 @@ and the ratio, plus how many elements failed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -567,7 +569,45 @@ def encoder_ops(encoder: torch.nn.Module, *, samples: int, layer: int) -> int:
             )
             ops += module_ops(stage) + blocks * h * w  # each squeeze-excitation averages its H x W map
         return ops + h  # the hidden state is the mean over frequency
+    from avexlab.models.birdnet import BirdNET
+
+    if isinstance(encoder, BirdNET):
+        return birdnet_graph_ops()
     raise TypeError(f"no rounding model for {type(encoder).__name__}")
+
+
+@functools.cache
+def birdnet_graph_ops() -> int:
+    """Roundings on any path through the installed BirdNET TFLite graph, bounded by summing over every
+    operator of the graph (parallel branches included, so more than any one path): each convolution's or
+    fully connected layer's reduction length (the filter's size over its input dimensions), each MEAN's
+    reduced size where the graph states it, each FFT's ``4 log2 n`` stages, and one rounding for every other
+    operator. The graph is opaque to this project (LiteRT runs it, XNNPACK picks its kernels by batch size),
+    so it is read from the model file itself."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from avexlab.models.birdnet import model_files
+
+    path, _, _ = model_files()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
+    graph = model.subgraphs[0]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops = 0
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        shape = [[int(d) for d in graph.tensors[i].shape] for i in op.inputs[:2] if i >= 0]
+        if name in ("CONV_2D", "FULLY_CONNECTED"):
+            ops += math.prod(shape[1][1:])
+        elif name == "DEPTHWISE_CONV_2D":
+            ops += math.prod(shape[1][1:3])
+        elif name == "MEAN" and all(d > 0 for d in shape[0]):
+            ops += math.prod(shape[0][1:])
+        elif name == "RFFT2D":
+            ops += 4 * math.ceil(math.log2(max(shape[0][-1], 2)))
+        else:
+            ops += 1
+    return ops
 
 
 def encoder_tol(encoder: torch.nn.Module, reference: Tensor, *, samples: int, layer: int) -> Tensor:

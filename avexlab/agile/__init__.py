@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     )
     from .classifier import AgileClassifier, training_data
     from .detect import read_raven_detections, score_store, write_detections, write_raven
+    from .index import SearchIndex
     from .labels import BACKGROUND, LabelTable, window_truth
-    from .search import Query, SearchIndex
+    from .search import Query
     from .simulate import simulate_session
     from .store import EmbeddingStore, StoreError, archive_recordings, build_store, import_embeddings
 
@@ -50,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "build_store": "store",
     "import_embeddings": "store",
     "archive_recordings": "store",
-    "SearchIndex": "search",
+    "SearchIndex": "index",
     "Query": "search",
     "BACKGROUND": "labels",
     "LabelTable": "labels",

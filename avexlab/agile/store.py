@@ -51,6 +51,8 @@ import torch
 from avexlab.errors import AvexlabError, expected_found
 from avexlab.fsutil import atomic_write, fsync_dir
 
+from .errors import StoreError
+
 __all__ = [
     "EmbeddingStore",
     "StoreError",
@@ -63,11 +65,6 @@ __all__ = [
 
 STORE_VERSION = 1
 Pooling = Literal["mean", "max", "cls"]
-
-
-class StoreError(AvexlabError, ValueError):
-    """An embedding store cannot be built, opened or used as asked (another encoder, an incomplete build,
-    rows out of range, ...)."""
 
 
 # ------------------------------------------------------------------------------------------ archives
@@ -852,7 +849,7 @@ def build_store(
         _barrier(world)
         done = EmbeddingStore.open(out_p)
         if rank == 0 and index_above is not None and done.n_rows >= index_above:
-            from .search import SearchIndex
+            from .index import SearchIndex
 
             SearchIndex.build(done, progress=progress)
         _barrier(world)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -13,7 +14,7 @@ from avexlab.fsutil import atomic_write
 
 from .tables import ood_report, paper_table
 
-__all__ = ["load_results", "save_results", "write_html_report"]
+__all__ = ["items_path", "load_results", "save_results", "write_html_report"]
 
 _REQUIRED = (
     "encoder",
@@ -53,19 +54,40 @@ def load_results(path: str | os.PathLike[str]) -> pl.DataFrame:
     return df
 
 
-def save_results(results: pl.DataFrame, path: str | os.PathLike[str], *, append: bool = True) -> Path:
+def save_results(
+    results: pl.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    append: bool = True,
+    items: pl.DataFrame | None = None,
+) -> Path:
     """Write ``results`` atomically to ``path`` (parquet). With ``append``, rows already in the file for
-    the same ``(encoder, checkpoint, benchmark)`` are replaced and all other rows kept."""
+    the same ``(encoder, checkpoint, benchmark)`` are replaced and all other rows kept. ``items`` (the
+    per-item outcomes, :data:`avexlab.evaluate.stats.ITEM_SCHEMA`) go to ``items.parquet`` beside it the
+    same way, so that intervals can be computed later."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    table = results
-    if append and p.exists():
-        old = load_results(p)
-        keys = results.select("encoder", "checkpoint", "benchmark").unique()
-        old = old.join(keys, on=["encoder", "checkpoint", "benchmark"], how="anti")
-        table = pl.concat([old, results], how="diagonal_relaxed")
-    atomic_write(p, lambda tmp: table.write_parquet(tmp))
+    _merge_write(results, p, load_results if p.exists() else None, append)
+    if items is not None:
+        ip = items_path(p)
+        _merge_write(items, ip, pl.read_parquet if ip.exists() else None, append)
     return p
+
+
+def items_path(results_path: str | os.PathLike[str]) -> Path:
+    """Where the per-item outcomes of a results table live: ``items.parquet`` beside ``results.parquet``
+    (``<stem>.items.parquet`` beside any other name)."""
+    p = Path(results_path)
+    return p.with_name("items.parquet" if p.stem == "results" else f"{p.stem}.items.parquet")
+
+
+def _merge_write(new: pl.DataFrame, p: Path, read: Any, append: bool) -> None:
+    table = new
+    if append and read is not None:
+        old = read(p)
+        keys = new.select("encoder", "checkpoint", "benchmark").unique()
+        old = old.join(keys, on=["encoder", "checkpoint", "benchmark"], how="anti")
+        table = pl.concat([old, new], how="diagonal_relaxed")
+    atomic_write(p, lambda tmp: table.write_parquet(tmp))
 
 
 def _table_html(df: pl.DataFrame) -> str:

@@ -44,6 +44,7 @@ __all__ = [
     "effect_interval",
     "item_rows",
     "mean_difference_terms",
+    "row_intervals",
     "weighted_map",
     "weighted_nmi",
 ]
@@ -62,7 +63,7 @@ ITEM_SCHEMA: dict[str, pl.DataType] = {
     "layer": pl.Int64(),
     "item": pl.Int64(),  # position of the clip in the dataset's test split (the same for every encoder)
     "value": pl.Float64(),  # mean-type metrics: the item's outcome (null: not counted, e.g. no positive)
-    "label": pl.Int64(),  # nmi: the item's true class code
+    "label": pl.Int64(),  # accuracy, nmi: the item's true class code
     "cluster": pl.Int64(),  # nmi: the item's k-means cluster
     "scores": pl.List(pl.Float32()),  # map: the item's class scores
     "targets": pl.List(pl.Boolean()),  # map: the item's multi-hot targets
@@ -82,8 +83,8 @@ ITEM_METRICS: dict[tuple[str, str], str] = {
 
 def item_rows(base: dict[str, Any], method: str, metric: str, **arrays: Any) -> pl.DataFrame:
     """The items of one evaluation: ``base`` (encoder, checkpoint, seeds, benchmark, dataset, task_family,
-    layer) with ``method``, ``metric`` and one of ``value=[n]``, ``label=[n]`` + ``cluster=[n]``, or
-    ``scores=[n, C]`` + ``targets=[n, C]``."""
+    layer) with ``method``, ``metric`` and ``value=[n]`` (optionally with ``label=[n]``), ``label=[n]`` +
+    ``cluster=[n]``, or ``scores=[n, C]`` + ``targets=[n, C]``."""
     n = len(next(iter(arrays.values())))
     cols: dict[str, Any] = {k: [base.get(k)] * n for k in ITEM_SCHEMA}
     cols.update(method=[method] * n, metric=[metric] * n, item=list(range(n)))
@@ -405,6 +406,16 @@ def effect_interval(
             expected_found("effect terms", f"(weight, encoder, column) with columns among {names}",
                            f"{len(terms)} terms, unknown columns {unknown}", "Fix the terms.")
         )  # fmt: skip
+    merged: dict[tuple[str, str], float] = {}
+    for w, e, c in terms:  # one term per (encoder, column): each part is recomputed once per draw
+        merged[(e, c)] = merged.get((e, c), 0.0) + float(w)
+    terms = [(w, e, c) for (e, c), w in merged.items() if w != 0.0]
+    if not terms:
+        raise EvaluationError(
+            expected_found(
+                "effect terms", "a combination that is not identically 0", "terms that cancel", "Fix them."
+            )
+        )
     encoders = list(dict.fromkeys(e for _, e, _ in terms))
     probe, n_train, train = _seeds_of(items, encoders)
     parts = {e: _parts(items, e, (train[e], probe)) for e in encoders}
@@ -493,8 +504,7 @@ def cell_intervals(
         for ci in measured:
             iv = effect_interval(
                 items,
-                [(1.0, e)],
-                columns=[names[ci]],
+                [(1.0, e, names[ci])],
                 n_resamples=n_resamples,
                 confidence=confidence,
                 seed=seed,
@@ -513,3 +523,61 @@ def cell_intervals(
             "n_probe_seeds": pl.Int64,
         },
     )
+
+
+def row_intervals(
+    items: pl.DataFrame,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """An interval for every (encoder, dataset, method, metric, layer) the items hold (one encoder's
+    evaluation of a user's manifest, say): the metric recomputed on the dataset's test items drawn with
+    replacement and, for probes and k-means, over the probe seeds. Columns ``encoder, dataset, method,
+    metric, layer, estimate, ci_low, ci_high, n_items``."""
+    rows = []
+    keys = ["encoder", "dataset", "method", "metric", "layer"]
+    for key, g in items.group_by(keys, maintain_order=True):
+        kind = ITEM_METRICS.get((key[2], key[3]))
+        if kind is None:
+            continue
+        g = g.sort("probe_seed", "item", nulls_last=True)
+        seeds = g["probe_seed"].unique(maintain_order=True).to_list()
+        n = int(g["item"].max()) + 1
+        per_seed = [g.filter(pl.col("probe_seed").eq_missing(s)) for s in seeds]
+        if kind == "mean":
+            vals = np.full((1, len(seeds), n), np.nan)
+            for j, s in enumerate(per_seed):
+                vals[0, j, s["item"].to_numpy()] = s["value"].fill_null(np.nan).to_numpy()
+            part = _Part("mean", values=vals)
+        elif kind == "map":
+            part = _Part(
+                "map",
+                scores=np.stack([np.asarray(s["scores"].to_list(), np.float64) for s in per_seed])[None],
+                targets=np.asarray(per_seed[0]["targets"].to_list(), dtype=bool),
+            )
+        else:
+            part = _Part(
+                "nmi",
+                labels=per_seed[0]["label"].to_numpy(),
+                clusters=np.stack([s["cluster"].to_numpy() for s in per_seed])[None],
+            )
+        est, lo, hi = bootstrap_indices(
+            [n, len(seeds)],
+            lambda c, part=part: part.stat(c[0], np.ones((c[0].shape[0], 1)), c[1]),
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+        )
+        rows.append(
+            dict(zip(keys, key, strict=True)) | {"estimate": est, "ci_low": lo, "ci_high": hi, "n_items": n}
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "encoder": pl.String, "dataset": pl.String, "method": pl.String, "metric": pl.String,
+            "layer": pl.Int64, "estimate": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+            "n_items": pl.Int64,
+        },
+    )  # fmt: skip

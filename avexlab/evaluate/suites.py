@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,13 +46,13 @@ from .metrics import (
     mean_average_precision,
     mean_average_precision_present,
 )
-from .probe import LinearProbe, MLPProbe
+from .probe import MLPProbe, fit_linear_probes
 from .retrieval import retrieval_scores
 from .spec import PROBE_RECIPES, EvalSpec
 from .stats import item_rows
 from .tables import RESULT_SCHEMA
 
-__all__ = ["evaluate_embeddings", "evaluate_suite", "stratified_subsample"]
+__all__ = ["evaluate_embeddings", "evaluate_suite", "evaluate_suites", "stratified_subsample"]
 
 
 def _domain(df: pl.DataFrame) -> str:
@@ -202,8 +203,7 @@ def evaluate_embeddings(
                         f"dataset {dataset!r}", "train and val splits for the probe", "none", "Add them."
                     )
                 )
-            for seed in spec.probe_seeds:
-                _probe(x, df, label_lists, (tr, va, te), multi_label, spec, seed, dataset, layer, add, keep)
+            _probe(x, df, label_lists, (tr, va, te), multi_label, spec, dataset, layer, add, keep)
         if "retrieval" in methods:
             per_query = items is not None
             if task_family == "individual_id":
@@ -255,19 +255,18 @@ def _probe(
     splits: tuple[np.ndarray, np.ndarray, np.ndarray],
     multi_label: bool,
     spec: EvalSpec,
-    seed: int,
     dataset: str,
     layer: int,
     add: Any,
     keep: Any,
 ) -> None:
-    """Fit one probe (seed ``seed``) on train, best epoch on val, and add its test metrics (and, through
-    ``keep``, the per-item outcomes of accuracy and mAP)."""
+    """Fit one probe per seed of ``spec.probe_seeds`` on train (best epoch on val) and add their test
+    metrics (and, through ``keep``, the per-item outcomes of accuracy and mAP). Linear probes of several
+    seeds train together (:func:`~avexlab.evaluate.probe.fit_linear_probes`)."""
     tr, va, te = splits
     kw: dict[str, Any] = dict(
-        epochs=spec.probe_epochs, random_state=seed, device=spec.device, **PROBE_RECIPES[spec.probe_recipe]
+        epochs=spec.probe_epochs, device=spec.device, **PROBE_RECIPES[spec.probe_recipe]
     )
-    cls = MLPProbe if spec.probe == "mlp" else LinearProbe
     n = int(te.sum())
     if multi_label:
         space = sorted({v for r in label_lists for v in r})
@@ -276,23 +275,32 @@ def _probe(
         r_idx = [i for i, r in enumerate(label_lists) for _ in r]
         c_idx = [index[v] for r in label_lists for v in r]
         mh[r_idx, c_idx] = 1.0
-        model = cls(**kw, multi_label=True).fit(x[tr], mh[tr], x[va], mh[va])
-        scores = model.decision_function(x[te])
-        add(layer, seed, "probe", "map", mean_average_precision(scores, mh[te].astype(bool)), n)
-        keep(layer, seed, "probe", "map", scores=scores.astype(np.float32), targets=mh[te].astype(bool))
-        if mh[te].any():
-            add(layer, seed, "probe", "map_present", mean_average_precision_present(scores, mh[te]), n)
+        models = _fit_probes(spec, x[tr], mh[tr], x[va], mh[va], {**kw, "multi_label": True})
+        for seed, model in zip(spec.probe_seeds, models, strict=True):
+            scores = model.decision_function(x[te])
+            add(layer, seed, "probe", "map", mean_average_precision(scores, mh[te].astype(bool)), n)
+            keep(layer, seed, "probe", "map", scores=scores.astype(np.float32), targets=mh[te].astype(bool))
+            if mh[te].any():
+                add(layer, seed, "probe", "map_present", mean_average_precision_present(scores, mh[te]), n)
         return
     y = _single_labels(df, f"dataset {dataset!r}")
-    model = cls(**kw).fit(x[tr], y[tr], x[va], y[va])
-    y_te = model.encode_targets(y[te])  # raises on labels outside the probe's space
-    scores = model.decision_function(x[te])
-    pred = scores.argmax(axis=1)
-    add(layer, seed, "probe", "accuracy", accuracy(y_te, pred), n)
-    keep(layer, seed, "probe", "accuracy", value=(pred == y_te).astype(np.float64))
-    add(layer, seed, "probe", "balanced_accuracy", balanced_accuracy(y_te, pred), n)
-    add(layer, seed, "probe", "macro_f1", macro_f1(y_te, pred), n)
-    add(layer, seed, "probe", "map", mean_average_precision(scores, y_te), n)
+    models = _fit_probes(spec, x[tr], y[tr], x[va], y[va], kw)
+    for seed, model in zip(spec.probe_seeds, models, strict=True):
+        y_te = model.encode_targets(y[te])  # raises on labels outside the probe's space
+        scores = model.decision_function(x[te])
+        pred = scores.argmax(axis=1)
+        add(layer, seed, "probe", "accuracy", accuracy(y_te, pred), n)
+        keep(layer, seed, "probe", "accuracy", value=(pred == y_te).astype(np.float64), label=y_te)
+        add(layer, seed, "probe", "balanced_accuracy", balanced_accuracy(y_te, pred), n)
+        add(layer, seed, "probe", "macro_f1", macro_f1(y_te, pred), n)
+        add(layer, seed, "probe", "map", mean_average_precision(scores, y_te), n)
+
+
+def _fit_probes(spec: EvalSpec, x: Any, y: Any, xv: Any, yv: Any, kw: dict[str, Any]) -> list[Any]:
+    """One fitted probe per seed of ``spec.probe_seeds``."""
+    if spec.probe == "mlp":
+        return [MLPProbe(**kw, random_state=s).fit(x, y, xv, yv) for s in spec.probe_seeds]
+    return fit_linear_probes(x, y, xv, yv, spec.probe_seeds, **kw)
 
 
 def evaluate_suite(
@@ -368,3 +376,84 @@ def evaluate_suite(
             )
         )
     return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)
+
+
+def _audio_key(manifest: pl.DataFrame, root: str | None) -> pl.Series:
+    """One key per clip naming its audio: root, path, start and end (clips of several suites cut from the
+    same audio share it)."""
+    return manifest.select(
+        pl.concat_str(
+            [
+                pl.lit(root or ""),
+                pl.col("path"),
+                pl.col("start_s").cast(pl.String).fill_null("-"),
+                pl.col("end_s").cast(pl.String).fill_null("-"),
+            ],
+            separator="|",
+        )
+    ).to_series()
+
+
+def evaluate_suites(
+    encoder: torch.nn.Module | str | os.PathLike[str],
+    suites: Sequence[Suite],
+    spec: EvalSpec | None = None,
+    *,
+    encoder_name: str | None = None,
+    items: list[pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """:func:`evaluate_suite` on several suites, embedding every distinct clip once: suites that share
+    audio (the synthetic world's BirdSet training clips are its classification clips) share the
+    embeddings. Rows as :func:`evaluate_suite` gives them, suite after suite."""
+    spec = spec or EvalSpec()
+    if isinstance(encoder, str | os.PathLike):
+        encoder = resolve_encoder(os.fspath(encoder))
+    parts: list[tuple[Suite, str, pl.DataFrame]] = []
+    for suite in suites:
+        for dataset, manifest in suite.manifests.items():
+            if spec.max_clips_per_split is not None:
+                manifest = stratified_subsample(manifest, spec.max_clips_per_split, spec.seed)
+            parts.append((suite, dataset, manifest))
+    by_root: dict[str | None, list[pl.DataFrame]] = {}
+    for suite, _, manifest in parts:
+        by_root.setdefault(suite.root, []).append(
+            manifest.with_columns(_audio_key(manifest, suite.root).alias("_key"))
+        )
+    embedded: dict[str, tuple[Embeddings, dict[str, int]]] = {}
+    for root, frames in by_root.items():
+        union = pl.concat(frames, how="diagonal_relaxed").unique("_key", keep="first", maintain_order=True)
+        union = union.with_columns(pl.col("_key").alias("clip_id")).drop("_key")
+        emb = extract_embeddings(
+            encoder,
+            union,
+            root=root,
+            layers=spec.layers,
+            pooling=spec.pooling,
+            batch_size=spec.batch_size,
+            device=spec.device,
+            cache_dir=spec.cache_dir,
+            progress=spec.progress,
+        )
+        embedded[root or ""] = (emb, {k: i for i, k in enumerate(emb.clip_ids)})
+    frames_out = []
+    for suite, dataset, manifest in parts:
+        emb, index = embedded[suite.root or ""]
+        rows = [index[k] for k in _audio_key(manifest, suite.root).to_list()]
+        meta = dict(emb.meta)
+        if encoder_name is not None:
+            meta["encoder"] = encoder_name
+        sub = Embeddings(
+            manifest["clip_id"].to_list(), {k: v[rows] for k, v in emb.layers.items()}, manifest, meta
+        )
+        frames_out.append(
+            evaluate_embeddings(
+                sub,
+                benchmark=suite.name,
+                dataset=dataset,
+                task_family=suite.task_family,
+                multi_label=suite.multi_label,
+                spec=spec,
+                items=items,
+            )
+        )
+    return pl.concat(frames_out) if frames_out else pl.DataFrame(schema=RESULT_SCHEMA)

@@ -7,7 +7,9 @@ or render a world; everything that does lives here:
 - :func:`train_run`: train a run config whatever its data source (``avexlab train``);
 - :func:`evaluate_encoder_on_world`: an encoder on a world's suites (``avexlab evaluate --world``);
 - :func:`grid`, :data:`GRID_PROFILES`: the ablation grid (``avexlab grid``);
-- :func:`run_demo`: the main job (``avexlab demo`` / ``make demo``).
+- :func:`run_demo`: the main job (``avexlab demo`` / ``make demo``);
+- :data:`FINDINGS`, :func:`evaluate_findings`: the paper's findings as verdicts on a grid's tables
+  (``avexlab findings``).
 
 Names are resolved lazily, so ``import avexlab.experiments`` imports neither torch nor the world.
 """
@@ -28,6 +30,10 @@ _EXPORTS: dict[str, str] = {
     "GridProfile": "grid",
     "profile_with_sets": "grid",
     "run_demo": "demo",
+    "FINDINGS": "findings",
+    "evaluate_findings": "findings",
+    "findings_prose": "findings",
+    "load_grid_tables": "findings",
 }
 
 __all__ = sorted(_EXPORTS)

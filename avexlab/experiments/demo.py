@@ -68,10 +68,11 @@ def run_demo(
 
     spec = EvalSpec(probe_seeds=(seed,), cache_dir=out / "embedding-cache")
     frames = []
+    items: list[pl.DataFrame] = []  # per-item outcomes: `avexlab report` computes intervals from them
     for enc in BASELINES:
         echo(f"evaluating baseline {enc} on every suite ...")
         name = enc.split(":")[0] + ("" if enc.startswith("logmel") else f"-{enc.split(':')[1]} (random init)")
-        frames.append(evaluate_encoder_on_world(enc, world, spec, encoder_name=name))
+        frames.append(evaluate_encoder_on_world(enc, world, spec, encoder_name=name, items=items))
 
     if train_steps > 0:
         run_dir = out / "train-efficientnet-tiny-sl-all"
@@ -80,12 +81,14 @@ def run_demo(
         echo("evaluating the trained encoder on every suite ...")
         frames.append(
             evaluate_encoder_on_world(
-                str(run_dir), world, spec, encoder_name="efficientnet-tiny SL all (demo)"
+                str(run_dir), world, spec, encoder_name="efficientnet-tiny SL all (demo)", items=items
             )
         )
 
     results = pl.concat(frames, how="diagonal_relaxed")
-    save_results(results, out / "results.parquet", append=False)
+    save_results(
+        results, out / "results.parquet", append=False, items=pl.concat(items, how="diagonal_relaxed")
+    )
     show(paper_table(results), title="paper-shaped table (synthetic suites; rows: encoders)")
     gaps = ood_report(results)
     if gaps.height:

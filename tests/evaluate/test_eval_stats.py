@@ -153,8 +153,8 @@ def test_a_paired_difference_is_tighter_than_the_two_intervals() -> None:
     _, bad = _evaluate(1.9, 0, "bad", spec)  # same noise draw, scaled: paired errors
     items = pl.concat([good, bad])
     diff = effect_interval(
-        items, [(1.0, "good"), (-1.0, "bad")], columns=["BEANS clf R-auc"], n_resamples=400
+        items, [(1.0, "good", "BEANS clf R-auc"), (-1.0, "bad", "BEANS clf R-auc")], n_resamples=400
     )
-    own = effect_interval(items, [(1.0, "good")], columns=["BEANS clf R-auc"], n_resamples=400)
+    own = effect_interval(items, [(1.0, "good", "BEANS clf R-auc")], n_resamples=400)
     assert diff.estimate > 0 and diff.ci_low > 0
     assert diff.ci_high - diff.ci_low < 0.5 * (own.ci_high - own.ci_low)

@@ -1,5 +1,6 @@
-"""The grid's cells: every architecture x mix x paradigm it can train, sl-ssl after (and from) its ssl run,
-EfficientNet SL only; every cell a valid config before any training."""
+"""The grid's cells: every architecture x mix x paradigm it can train, once per training seed, sl-ssl after (and
+from) its ssl run of the same seed, EfficientNet SL only, budgets in examples seen; every cell a valid config
+before any training; evaluation kept per encoder, so a grid resumes in a second sitting."""
 
 from __future__ import annotations
 
@@ -11,21 +12,40 @@ from avexlab.errors import ConfigError
 from avexlab.experiments.grid import GRID_PROFILES, GridProfile, grid_configs, profile_with_sets
 
 
-def test_quick_grid_cells(tmp_path: Path) -> None:
-    cfgs = grid_configs(GRID_PROFILES["quick"], tmp_path, seed=1)
-    names = [Path(c.runtime.out_dir).name for c in cfgs]
-    # efficientnet: 3 mixes x sl; beats, eat: 3 mixes x (ssl, sl, sl-ssl)
-    assert len(cfgs) == 3 + 2 * 9 and len(set(names)) == len(names)
-    assert not any(n.startswith("efficientnet") and not n.endswith("-sl") for n in names)
+def test_quick_grid_cells_seeds_and_equal_budgets(tmp_path: Path) -> None:
+    prof = GRID_PROFILES["quick"]
+    cfgs = grid_configs(prof, tmp_path, seed=1)
+    runs = [(Path(c.runtime.out_dir).parent.name, c.runtime.seed) for c in cfgs]
+    # efficientnet: 3 mixes x sl; beats, eat: 3 mixes x (ssl, sl, sl-ssl, sl-equal); every cell per seed
+    assert len({cell for cell, _ in runs}) == 3 + 2 * 12 and len(set(runs)) == len(runs)
+    assert (
+        len(cfgs) == 27 * len(prof.train_seeds) and len(prof.train_seeds) >= 3 and len(prof.probe_seeds) >= 3
+    )
+    assert not any(cell.startswith("efficientnet") and not cell.endswith("-sl") for cell, _ in runs)
+    order = [f"{cell}/{seed}" for cell, seed in runs]
     for c in cfgs:
-        assert c.runtime.seed == 1 and c.data.world_preset == "quick"
-        if c.recipe == "sl-ssl":
-            ssl = f"{c.model.name}-{c.data.mix}-ssl"
-            assert Path(c.model.init_checkpoint).name == ssl and names.index(ssl) < names.index(
-                Path(c.runtime.out_dir).name
+        cell = Path(c.runtime.out_dir).parent.name
+        assert c.data.world_seed == 1 and c.data.world_preset == "quick"
+        assert Path(c.runtime.out_dir).name == f"seed-{c.runtime.seed}"
+        if cell.endswith("-sl-ssl"):
+            parent = Path(c.model.init_checkpoint)
+            assert parent.parent.name == cell.removesuffix("-sl-ssl") + "-ssl"
+            assert parent.name == Path(c.runtime.out_dir).name
+            assert order.index(f"{parent.parent.name}/{c.runtime.seed}") < order.index(
+                f"{cell}/{c.runtime.seed}"
             )
         if c.recipe == "ssl":
             assert c.objective.kind == {"beats": "beats_ssl", "eat": "eat_ssl"}[c.model.name]
+    # examples seen: the same for every sl and ssl cell whatever the architecture and mix; sl-ssl post-trains
+    # post_examples on top of its parent's; sl-equal sees both from scratch
+    seen = {Path(c.runtime.out_dir).parent.name: c.optim.steps * c.optim.batch_size for c in cfgs}
+    plain = {v for k, v in seen.items() if k.endswith(("-sl", "-ssl")) and not k.endswith("-sl-ssl")}
+    assert plain == {prof.examples}
+    assert {v for k, v in seen.items() if k.endswith("-sl-ssl")} == {prof.post_examples}
+    assert {v for k, v in seen.items() if k.endswith("-sl-equal")} == {prof.examples + prof.post_examples}
+    equal = [c for c in cfgs if "sl-equal" in str(c.runtime.out_dir)]
+    assert equal and all(c.recipe == "sl" and c.model.init_checkpoint is None for c in equal)
+    assert prof.choices, "the quick profile records how its settings were chosen"
 
 
 def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
@@ -36,25 +56,30 @@ def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
     prof = GridProfile(
         architectures=("efficientnet", "eat"),
         mixes=("bio",),
-        steps=50,
+        examples=800,
         overrides={"optim.lr": 2e-3},
         arch_overrides={"efficientnet": {"optim.steps": 7, "optim.lr": 5e-4}},
     )
-    by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
+    by_name = {Path(c.runtime.out_dir).parent.name: c for c in grid_configs(prof, tmp_path)}
     assert (by_name["efficientnet-bio-sl"].optim.steps, by_name["efficientnet-bio-sl"].optim.lr) == (7, 5e-4)
     assert (by_name["eat-bio-sl"].optim.steps, by_name["eat-bio-sl"].optim.lr) == (50, 2e-3)
     # ARCH/PARADIGM keys reach that architecture's cells of that paradigm only, after the ARCH keys.
     prof = GridProfile(
         architectures=("beats",),
         mixes=("bio",),
-        steps=50,
-        post_steps=20,
+        examples=800,
+        post_examples=320,
         arch_overrides={"beats": {"optim.lr": 2e-3}, "beats/ssl": {"optim.steps": 90, "optim.lr": 3e-3}},
     )
-    by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
+    by_name = {Path(c.runtime.out_dir).parent.name: c for c in grid_configs(prof, tmp_path)}
     got = {n: (c.optim.steps, c.optim.lr) for n, c in by_name.items()}
-    assert got == {"beats-bio-ssl": (90, 3e-3), "beats-bio-sl": (50, 2e-3), "beats-bio-sl-ssl": (20, 2e-3)}
-    assert [prof.cell_steps("beats", p) for p in ("ssl", "sl", "sl-ssl")] == [90, 50, 20]
+    assert got == {
+        "beats-bio-ssl": (90, 3e-3),
+        "beats-bio-sl": (50, 2e-3),
+        "beats-bio-sl-ssl": (20, 2e-3),
+        "beats-bio-sl-equal": (70, 2e-3),  # (800 + 320) / 16 examples per step
+    }
+    assert [prof.cell_steps("beats", p) for p in ("ssl", "sl", "sl-ssl", "sl-equal")] == [90, 50, 20, 70]
     for bad in ("beat", "beats/supervised", "beats/"):
         with pytest.raises(ConfigError, match="arch_overrides key"):
             grid_configs(GridProfile(arch_overrides={bad: {"optim.steps": 1}}), tmp_path)
@@ -62,72 +87,100 @@ def test_grid_overrides_and_bad_profiles(tmp_path: Path) -> None:
         grid_configs(GridProfile(arch_overrides={"beats": {"optim.nope": 1}}), tmp_path)
     with pytest.raises(ConfigError, match="unknown key 'optim.nope'"):
         grid_configs(GridProfile(overrides={"optim.nope": 1}), tmp_path)
-    with pytest.raises(ConfigError, match="needs 'ssl'"):
+    with pytest.raises(ConfigError, match="need 'ssl'"):
         grid_configs(GridProfile(paradigms=("sl", "sl-ssl")), tmp_path)
+    for bad in ({"train_seeds": ()}, {"probe_seeds": (1, 1)}, {"examples": 3}, {"paradigms": ("sl", "zsl")}):
+        with pytest.raises(ConfigError, match="grid (train_seeds|probe_seeds|examples|paradigms)"):
+            GridProfile(**bad)
 
 
-def test_smoke_grid_trains_evaluates_and_records_the_probe_recipe(tmp_path: Path) -> None:
+def test_smoke_grid_with_seeds_budgets_items_and_resume(tmp_path: Path) -> None:
     import json
 
     import polars as pl
 
+    from avexlab.evaluate.stats import ITEM_SCHEMA
     from avexlab.experiments.grid import grid
     from avexlab.synth import resolve_config
 
     kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False)
-    kw.update(architectures=("efficientnet",), paradigms=("sl",), probe_recipe="paper", twin_seeds=2)
-    with pytest.raises(ConfigError, match="twin_seeds"):  # refused before anything is rendered or trained
-        grid("smoke", **{**kw, "twin_seeds": 0})
+    kw.update(architectures=("efficientnet",), paradigms=("sl",), probe_recipe="paper", train_seeds=(0, 1))
+    with pytest.raises(ConfigError, match="train_seeds"):  # refused before anything is rendered or trained
+        grid("smoke", **{**kw, "train_seeds": ()})
     assert not (tmp_path / "grid").exists() and not (tmp_path / "world").exists()
     out = grid("smoke", **kw)
     res = pl.read_parquet(out)
     assert set(res["paradigm"]) == {"random-init", "sl"}
-    assert set(res["checkpoint"]) == {"random-init", str(tmp_path / "grid" / "efficientnet-all-sl")}
-    # Two random-init twins (init seeds 0 and 1): different networks, so different scores somewhere,
-    # and cells_vs_twins measures the cell against their mean and their spread.
-    twins = res.filter(pl.col("checkpoint") == "random-init")
-    assert set(twins["encoder"]) == {"efficientnet-random-init", "efficientnet-random-init-seed1"}
-    by_twin = twins.pivot("encoder", index=["dataset", "method", "metric"], values="value")
-    assert (by_twin["efficientnet-random-init"] != by_twin["efficientnet-random-init-seed1"]).any()
-    from avexlab.evaluate.tables import cells_vs_twins
-
-    gains = cells_vs_twins(res)
-    assert gains["encoder"].to_list() == ["efficientnet-all-sl"] and gains["twin_spread"][0] >= 0
+    cell = tmp_path / "grid" / "efficientnet-all-sl"
+    assert set(res["checkpoint"]) == {"random-init", str(cell / "seed-0"), str(cell / "seed-1")}
+    # every row says which training seed and how many examples made its encoder; twins saw nothing
+    per = (
+        res.group_by("encoder", "train_seed")
+        .agg(pl.col("examples_seen").unique())
+        .sort("encoder", "train_seed")
+    )
+    assert per.rows() == [
+        ("efficientnet-all-sl", 0, [16]), ("efficientnet-all-sl", 1, [16]),
+        ("efficientnet-random-init", 0, [0]), ("efficientnet-random-init", 1, [0]),
+    ]  # fmt: skip
+    # twins of two seeds are two networks: different scores somewhere
+    twins = res.filter(pl.col("checkpoint") == "random-init").pivot(
+        "train_seed", index=["dataset", "method", "metric", "probe_seed"], values="value"
+    )
+    assert (twins["0"] != twins["1"]).any()
     assert set(res.filter(pl.col("method") == "probe")["probe_recipe"]) == {"paper"}
-    by_ckpt = res.group_by("checkpoint").agg(pl.col("objective").unique(), pl.col("ssl_objective").unique())
-    assert {r["checkpoint"]: (r["objective"], r["ssl_objective"]) for r in by_ckpt.iter_rows(named=True)} == {
-        "random-init": ([None], [None]),
-        str(tmp_path / "grid" / "efficientnet-all-sl"): (["supervised"], [None]),
-    }
+    retrieval = res.filter(pl.col("method") == "retrieval")
+    assert retrieval["probe_seed"].null_count() == retrieval.height  # retrieval has no probe
+    items = pl.read_parquet(tmp_path / "grid" / "items.parquet")
+    assert items.schema == pl.Schema(ITEM_SCHEMA)
+    assert set(items.select("encoder", "train_seed").unique().rows()) == set(
+        res.select("encoder", "train_seed").unique().rows()
+    )
     info = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert info["profile"]["probe_recipe"] == "paper" and info["cells"] == ["efficientnet-all-sl"]
-    # the world it was measured on, down to its manifests' and audio's hashes
+    assert info["runs"] == ["efficientnet-all-sl/seed-0", "efficientnet-all-sl/seed-1"]
+    # what it cost: every run's wall time and throughput from its provenance, every evaluation's wall time
+    assert [r["examples_seen"] for r in info["cost"]["runs"]] == [16, 16]
+    assert all(r["wall_s"] > 0 and r["clips_per_s"] > 0 for r in info["cost"]["runs"])
+    assert len(info["cost"]["evaluations"]) == 4 and not any(e["reused"] for e in info["cost"]["evaluations"])
+    # the world it was measured on, down to its version and its manifests' and audio's hashes
     world_json = json.loads((tmp_path / "world" / "world.json").read_text())
     assert info["world"]["config"] == resolve_config("smoke").to_dict()
-    assert info["world"]["manifest_sha256"] == world_json["manifest_sha256"]
+    assert info["world"]["world_version"] == world_json["world_version"]
     assert (
         info["world"]["audio_sha256"] == world_json["audio_sha256"]
         and len(info["world"]["audio_sha256"]) == 64
     )
-    # Two evaluation workers give the same table (jobs come back in order; caches are content-keyed).
-    # The embeddings come from the cache here and probes run on one thread, so the rows are identical.
-    assert pl.read_parquet(grid("smoke", workers=2, **kw)).equals(res)
-    # A finished cell is not trained again: its weights stay byte-identical on a second call.
-    weights = (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes()
-    grid("smoke", evaluate=False, **kw)
-    assert (tmp_path / "grid" / "efficientnet-all-sl" / "checkpoint.safetensors").read_bytes() == weights
+    # a second sitting: nothing is trained or evaluated again and the tables are the same
+    weights = (cell / "seed-0" / "checkpoint.safetensors").read_bytes()
+    again = grid("smoke", workers=2, **kw)
+    assert pl.read_parquet(again).equals(res)
+    evals = json.loads((tmp_path / "grid" / "grid.json").read_text())["cost"]["evaluations"]
+    assert all(e["reused"] for e in evals)
+    assert (cell / "seed-0" / "checkpoint.safetensors").read_bytes() == weights
+    # a third training seed: only its run and its twin are new
+    grid("smoke", **{**kw, "train_seeds": (0, 1, 2)})
+    evals = json.loads((tmp_path / "grid" / "grid.json").read_text())["cost"]["evaluations"]
+    assert sorted(e["name"] for e in evals if not e["reused"]) == [
+        "efficientnet-all-sl-s2",
+        "efficientnet-random-init-s2",
+    ]
 
 
-def test_cli_grid_refuses_a_bad_twin_count_before_any_work(tmp_path: Path) -> None:
+def test_cli_grid_refuses_bad_seed_lists_before_any_work(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from avexlab.cli import app
 
     out = tmp_path / "grid"
-    result = CliRunner().invoke(app, ["grid", "--profile", "smoke", "--out", str(out), "--twin-seeds", "0"])
-    assert result.exit_code != 0
-    assert "twin_seeds: expected an integer >= 1, found 0" in result.output
-    assert not out.exists()
+    for option, value, says in (
+        ("--train-seeds", "0,x", "--train-seeds: expected comma-separated integers"),
+        ("--probe-seeds", "1,1", "probe_seeds: expected distinct seeds"),
+        ("--existing", "nonet", "existing models"),
+    ):
+        result = CliRunner().invoke(app, ["grid", "--profile", "smoke", "--out", str(out), option, value])
+        assert result.exit_code != 0 and says in result.output, result.output
+        assert not out.exists()
 
 
 def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) -> None:
@@ -142,7 +195,10 @@ def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) ->
     kw = dict(out=tmp_path / "grid", world=tmp_path / "world", progress=False, evaluate=False)
     kw.update(architectures=("beats",), paradigms=("ssl", "sl-ssl"))
     grid("smoke", **kw)
-    ssl, post = tmp_path / "grid" / "beats-all-ssl", tmp_path / "grid" / "beats-all-sl-ssl"
+    ssl, post = (
+        tmp_path / "grid" / "beats-all-ssl" / "seed-0",
+        tmp_path / "grid" / "beats-all-sl-ssl" / "seed-0",
+    )
     rec = json.loads((post / "provenance.json").read_text())["input_checkpoints"]["model.init_checkpoint"]
     assert rec["path"] == str(ssl)
     assert rec["sha256"] == json.loads((ssl / "encoder.json").read_text())["weights_sha256"]
@@ -156,7 +212,7 @@ def test_grid_reuses_a_finished_cell_only_if_it_is_this_grids(tmp_path: Path) ->
 
     # another profile over the same folder: the finished cells are not this grid's
     msg = untouched_after(lr=3e-3)
-    assert "beats-all-ssl: trained with another config (optim.lr: 0.001 -> 0.003)" in msg
+    assert "beats-all-ssl/seed-0: trained with another config (optim.lr: 0.001 -> 0.003)" in msg
     # the SSL parent was replaced (retrained elsewhere, copied in): its post-training is stale
     enc = load_encoder(ssl)
     with torch.no_grad():
@@ -175,8 +231,6 @@ def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
     import copy
 
     before = copy.deepcopy(GRID_PROFILES["quick"].arch_overrides)
-    ssl_steps = before["beats/ssl"]["optim.steps"]
-    assert ssl_steps not in (7, GRID_PROFILES["quick"].steps)  # else the checks below could not tell
     prof = profile_with_sets(
         "quick",
         [
@@ -184,9 +238,10 @@ def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
             "eat:optim.lr=0.002",
             "augment.mixup.p=0",
             "beats:optim.steps=7",
+            "beats/ssl:optim.steps=9",
         ],
     )
-    by_name = {Path(c.runtime.out_dir).name: c for c in grid_configs(prof, tmp_path)}
+    by_name = {Path(c.runtime.out_dir).parent.name: c for c in grid_configs(prof, tmp_path)}
     kinds = {n: c.objective.kind for n, c in by_name.items() if c.recipe == "ssl"}
     assert kinds == {
         **{f"beats-{m}-ssl": "masked_spec" for m in ("bio", "general", "all")},
@@ -196,10 +251,11 @@ def test_grid_set_items_reach_the_cells_they_name(tmp_path: Path) -> None:
     assert {n for n, c in by_name.items() if c.optim.lr == 0.002} == {
         n for n in by_name if n.startswith("eat")
     }
-    # The profile's own per-cell settings stay unless a --set names them: beats/ssl keeps its SSL steps (a
-    # ARCH/PARADIGM key wins over the ARCH one), the other BEATs cells get 7.
-    assert by_name["beats-bio-ssl"].optim.steps == ssl_steps and by_name["beats-bio-sl"].optim.steps == 7
-    assert by_name["efficientnet-bio-sl"].optim.steps == 300
+    # an ARCH/PARADIGM key wins over the ARCH one; other cells keep the profile's budget
+    assert by_name["beats-bio-ssl"].optim.steps == 9 and by_name["beats-bio-sl"].optim.steps == 7
+    assert by_name["efficientnet-bio-sl"].optim.steps == GRID_PROFILES["quick"].cell_steps(
+        "efficientnet", "sl"
+    )
     assert GRID_PROFILES["quick"].arch_overrides == before  # not mutated
     for bad in ("optim.lr", "=3", "beats/ssl:=3", ":optim.lr=3"):
         with pytest.raises(ConfigError, match="grid --set"):
@@ -212,14 +268,14 @@ def test_grid_rows_say_which_objective_made_each_encoder(tmp_path: Path) -> None
 
     prof = profile_with_sets("quick", ["beats/ssl:objective.kind=masked_spec"])
     cfgs = grid_configs(prof, tmp_path)
-    got = {Path(c.runtime.out_dir).name: cell_objectives(c, cfgs) for c in cfgs}
+    got = {Path(c.runtime.out_dir).parent.name: cell_objectives(c, cfgs) for c in cfgs}
     assert got["beats-bio-ssl"] == {"objective": "masked_spec", "ssl_objective": "masked_spec"}
     assert got["beats-bio-sl-ssl"] == {"objective": "supervised", "ssl_objective": "masked_spec"}
     assert got["eat-all-sl-ssl"] == {"objective": "supervised", "ssl_objective": "eat_ssl"}
     assert got["efficientnet-bio-sl"] == {"objective": "supervised", "ssl_objective": None}
     # an sl-ssl cell whose parent is not in this grid: the parent's own config.yaml says
-    post = next(c for c in cfgs if Path(c.runtime.out_dir).name == "beats-all-sl-ssl")
-    parent = next(c for c in cfgs if Path(c.runtime.out_dir).name == "beats-all-ssl")
+    post = next(c for c in cfgs if Path(c.runtime.out_dir).parent.name == "beats-all-sl-ssl")
+    parent = next(c for c in cfgs if Path(c.runtime.out_dir).parent.name == "beats-all-ssl")
     save_config(parent, Path(parent.runtime.out_dir) / "config.yaml")
     for init in (Path(parent.runtime.out_dir), Path(parent.runtime.out_dir) / "checkpoint.safetensors"):
         alone = post.model_copy(update={"model": post.model.model_copy(update={"init_checkpoint": init})})

@@ -241,7 +241,7 @@ def _table(encoder: str, n: int, value: float) -> pl.DataFrame:
             "metric": ["accuracy"] * n,
             "value": [value + i / 100 for i in range(n)],
             "n": [10] * n,
-            "seed": [42] * n,
+            "probe_seed": [42] * n,
         }
     )
 

@@ -27,7 +27,9 @@ everything the six sections read, so no cell waits on rendering, embedding or tr
 Which checkpoints: the course reads four encoders. ``baseline`` is the log-mel statistics encoder (nothing
 learned). ``sl``, ``ssl`` and ``sl-ssl`` are the BEATs tiny cells trained on the ``bio`` mix by ``avexlab grid
 --profile quick`` (``results/grid`` in the repository): one architecture and one data mix, three paradigms,
-so sections 4 and 5 compare paradigms with nothing else changed. Section 3 reads the whole grid's table.
+so sections 4 and 5 compare paradigms with nothing else changed. A grid trained with several seeds keeps a
+run per cell and seed (``<cell>/seed-<s>/``); the course copies the runs of the first training seed
+(:func:`grid_checkpoints`) and records which in ``course.json``. Section 3 reads the whole grid's table.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ __all__ = [
     "FewShotPlan",
     "SweepPlan",
     "few_shot_subset",
+    "grid_checkpoints",
     "grid_overview",
     "locate_course",
+    "name_twins_by_seed",
     "prepare",
     "workshop_home",
 ]
@@ -245,6 +249,22 @@ def grid_overview(results: pl.DataFrame) -> pl.DataFrame:
     return meta.join(table.select("encoder", *cols), on="encoder", how="left", maintain_order="left")
 
 
+def name_twins_by_seed(results: pl.DataFrame) -> pl.DataFrame:
+    """A grid's results table with each random-init twin under a name of its own.
+
+    A grid with training seeds (a ``train_seed`` column) evaluates one twin per architecture and seed, all
+    named ``<arch>-random-init``; tables grouped by encoder would then merge them into one row and lose
+    the spread between untrained networks that section 3 compares a cell's gain with. Their rows are
+    renamed ``<arch>-random-init-seed<s>``, as a grid without training seeds named its extra twins. Trained
+    cells keep their names (their seeds are averaged, as in the paper's tables); a table without
+    ``train_seed`` is returned as it is."""
+    if "train_seed" not in results.columns:
+        return results
+    twin = (pl.col("checkpoint") == "random-init") & pl.col("train_seed").is_not_null()
+    renamed = pl.format("{}-seed{}", pl.col("encoder"), pl.col("train_seed"))
+    return results.with_columns(pl.when(twin).then(renamed).otherwise(pl.col("encoder")).alias("encoder"))
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -383,12 +403,37 @@ class Course:
         return self._memo(("fewshot",), lambda: pl.read_parquet(self.root / "results" / "fewshot.parquet"))
 
     def grid_results(self) -> pl.DataFrame:
-        """The grid's own results table (all its cells and random-init twins, on the grid's world)."""
-        return self._memo(("grid",), lambda: pl.read_parquet(self.root / "grid" / "results.parquet"))
+        """The grid's own results table (all its cells and random-init twins, on the grid's world), with
+        one encoder name per random-init twin (:func:`name_twins_by_seed`)."""
+        return self._memo(
+            ("grid",), lambda: name_twins_by_seed(pl.read_parquet(self.root / "grid" / "results.parquet"))
+        )
 
     def grid_meta(self) -> dict[str, Any]:
         """The grid's ``grid.json`` (its profile and the world it was measured on)."""
         return self._memo(("gridmeta",), lambda: json.loads((self.root / "grid" / "grid.json").read_text()))
+
+    def grid_budget(self) -> str:
+        """The grid's training budget in words, from its profile in ``grid.json``: examples seen per cell
+        and training seeds (:class:`avexlab.experiments.grid.GridProfile`), or optimiser steps for a grid
+        from before budgets were counted in examples."""
+        prof = self.grid_meta().get("profile", {})
+        if "examples" in prof:
+            seeds = prof.get("train_seeds", [])
+            return (
+                f"{prof['examples']} training examples per cell (SL-SSL: +{prof.get('post_examples')} of "
+                f"supervised post-training), {len(seeds)} training seed{'s' if len(seeds) != 1 else ''}"
+            )
+        if "steps" in prof:
+            return f"{prof['steps']} steps of {prof.get('batch_size')} clips per cell"
+        raise ConfigError(
+            expected_found(
+                f"{self.root / 'grid' / 'grid.json'}",
+                "a grid profile with `examples` (or `steps` for an older grid)",
+                f"profile keys {sorted(prof)}",
+                "Prepare the course again from a finished `avexlab grid` run.",
+            )
+        )
 
     def encoder(self, key: str) -> torch.nn.Module:
         """The encoder ``key`` (loaded once), in eval mode on the CPU."""
@@ -425,22 +470,58 @@ class Course:
 
 
 # ------------------------------------------------------------------------------------------- prepare
-def _find_grid(grid: Path) -> Path:
-    missing = [
-        c.source for c in COURSE_ENCODERS if c.from_grid and not (grid / c.source / "encoder.json").is_file()
-    ]
-    absent = [f for f in ("results.parquet", "grid.json") if not (grid / f).is_file()]
-    if missing or absent:
+def grid_checkpoints(grid: str | os.PathLike[str]) -> dict[str, Path]:
+    """The run folder of each grid cell the course reads (:data:`COURSE_ENCODERS`), in a finished
+    ``avexlab grid`` folder of either layout:
+
+    - one run per cell, ``<grid>/<cell>/encoder.json`` (grids trained before training seeds existed);
+    - one run per cell and training seed, ``<grid>/<cell>/seed-<s>/encoder.json``
+      (:func:`avexlab.experiments.grid.run_dir_of`): the course reads the first of the profile's
+      ``train_seeds`` in ``grid.json`` (every cell of a grid is trained at each of them), so its three
+      paradigms come from one seed.
+
+    Raises DataNotFoundError naming both layouts, what the folder holds and what to do when
+    ``results.parquet``, ``grid.json`` or a cell's run is missing."""
+    from avexlab.experiments.grid import run_dir_of
+
+    grid = Path(grid).expanduser()
+    cells = [c.source for c in COURSE_ENCODERS if c.from_grid]
+    problems = [f"no {f}" for f in ("results.parquet", "grid.json") if not (grid / f).is_file()]
+    seeds: list[Any] = []
+    if (grid / "grid.json").is_file():
+        try:
+            seeds = list(
+                json.loads((grid / "grid.json").read_text()).get("profile", {}).get("train_seeds", [])
+            )
+        except json.JSONDecodeError as err:
+            problems.append(f"grid.json is not JSON ({err})")
+    found: dict[str, Path] = {}
+    for cell in cells:
+        run = run_dir_of(grid, cell, int(seeds[0])) if seeds else grid / cell
+        if (grid / cell / "encoder.json").is_file():
+            found[cell] = grid / cell
+        elif (run / "encoder.json").is_file():
+            found[cell] = run
+        elif not (grid / cell).is_dir():
+            problems.append(f"no folder {cell}/")
+        else:
+            held = sorted(p.name for p in (grid / cell).iterdir())[:6]
+            problems.append(
+                f"no {run.relative_to(grid).as_posix()}/encoder.json ({cell}/ holds {held or 'nothing'})"
+            )
+    if problems:
         raise DataNotFoundError(
             expected_found(
                 f"grid folder {grid}",
-                "a finished `avexlab grid --profile quick` run with results.parquet, grid.json and the cells "
-                + ", ".join(c.source for c in COURSE_ENCODERS if c.from_grid),
-                f"missing {absent + missing}",
-                "Pass --grid with such a folder (the repository's results/grid is one), or run the grid.",
+                "a finished `avexlab grid --profile quick` run: results.parquet, grid.json and, for each of the "
+                f"cells {', '.join(cells)}, a trained run in <cell>/encoder.json or, for a grid with training "
+                "seeds, <cell>/seed-<s>/encoder.json for the first of grid.json's profile train_seeds",
+                "; ".join(problems),
+                "Pass --grid with such a folder (the repository's results/grid is one), or run "
+                "`avexlab grid --profile quick` to completion (it resumes where it stopped).",
             )
         )
-    return grid
+    return found
 
 
 def _subsample(df: pl.DataFrame, cap: int | None) -> pl.DataFrame:
@@ -483,7 +564,8 @@ def prepare(
     t_start = time.perf_counter()
     scale = _check_scale(scale)
     root = Path(out).expanduser() if out is not None else workshop_home() / scale
-    grid_dir = _find_grid(Path(grid).expanduser())
+    grid_dir = Path(grid).expanduser()
+    runs = grid_checkpoints(grid_dir)
     preset = world_preset(scale)
     plan = PLANS[scale]
     root.mkdir(parents=True, exist_ok=True)
@@ -512,8 +594,8 @@ def prepare(
         if ce.from_grid:
             dest = root / "encoders" / ce.key
             for f in ("encoder.json", "checkpoint.safetensors", "config.yaml", "provenance.json"):
-                if (grid_dir / ce.source / f).is_file():
-                    atomic_write(dest / f, (grid_dir / ce.source / f).read_bytes())
+                if (runs[ce.source] / f).is_file():
+                    atomic_write(dest / f, (runs[ce.source] / f).read_bytes())
             enc = resolve_encoder(str(dest))
         else:
             enc = resolve_encoder(ce.source)
@@ -521,6 +603,7 @@ def prepare(
         enc_meta[ce.key] = {
             "source": ce.source,
             "from_grid": ce.from_grid,
+            "run": runs[ce.source].relative_to(grid_dir).as_posix() if ce.from_grid else None,
             "label": ce.label,
             "weights": encoder_hash(enc),
         }

@@ -89,8 +89,8 @@ def _(course, grid_overview, mo, pl):
             mo.md(
                 f"**The grid.** {overview.filter(~pl.col('twin')).height} trained cells "
                 f"({', '.join(_prof.get('architectures', []))} x {', '.join(_prof.get('mixes', []))} x "
-                f"{', '.join(_prof.get('paradigms', []))}; size `{_prof.get('size')}`, {_prof.get('steps')} "
-                f"steps), measured on the `{_meta.get('world', {}).get('preset')}` world, plus "
+                f"{', '.join(_prof.get('paradigms', []))}; size `{_prof.get('size')}`, {course.grid_budget()}"
+                f"), measured on the `{_meta.get('world', {}).get('preset')}` world, plus "
                 f"{overview.filter(pl.col('twin')).height} **random-init twins**: each architecture with "
                 "random weights, evaluated exactly as the trained cells. A cell that does not beat its "
                 "twins learned nothing the evaluation can see."

@@ -3,6 +3,8 @@ processes, the installed entry point)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -15,7 +17,18 @@ import polars as pl
 import pytest
 
 from avexlab.errors import ConfigError, DataNotFoundError
-from avexlab.workshop.course import PLANS, Course, few_shot_subset, locate_course, prepare
+from avexlab.workshop.course import (
+    PLANS,
+    Course,
+    few_shot_subset,
+    grid_checkpoints,
+    grid_overview,
+    locate_course,
+    name_twins_by_seed,
+    prepare,
+)
+
+GRID = Path(__file__).resolve().parents[2] / "results" / "grid"
 
 
 def _avexlab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -44,6 +57,10 @@ def test_prepared_course_holds_every_set_encoder_and_result(smoke_course: Path) 
     fewshot = course.fewshot()
     assert fewshot.height == len(course.encoder_keys) * len(plan.fewshot.shots) * len(plan.fewshot.seeds)
     assert course.verify_files() == []
+    for key, cell in (("sl", "beats-bio-sl"), ("ssl", "beats-bio-ssl"), ("sl-ssl", "beats-bio-sl-ssl")):
+        assert course.meta["encoders"][key]["run"] == cell  # the committed grid: one run per cell
+        copied = (smoke_course / "encoders" / key / "checkpoint.safetensors").read_bytes()
+        assert copied == (GRID / cell / "checkpoint.safetensors").read_bytes()
     folder = smoke_course / "notebooks"
     copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert sorted(course.meta["notebooks"]) == copied
@@ -129,3 +146,107 @@ def test_check_of_a_folder_never_prepared_says_how_to_prepare_it(tmp_path: Path)
     assert "avexlab workshop prepare" in items[-1].detail and items[-1].line().startswith(
         "FAIL  course folder"
     )
+
+
+def test_verify_files_names_each_changed_and_missing_file(tmp_path: Path) -> None:
+    root = tmp_path / "course"
+    (root / "sets").mkdir(parents=True)
+    for name in ("a.parquet", "b.parquet", "c.parquet"):
+        (root / "sets" / name).write_bytes(name.encode() * 100)
+    files = {f"sets/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "sets").iterdir()}
+    course = Course(root, {"files": files})
+    assert course.verify_files() == []
+    data = bytearray((root / "sets" / "b.parquet").read_bytes())
+    data[7] ^= 1  # one bit, same size
+    (root / "sets" / "b.parquet").write_bytes(bytes(data))
+    (root / "sets" / "c.parquet").unlink()
+    assert course.verify_files() == [
+        "sets/b.parquet: changed since prepare (SHA-256 differs)",
+        "sets/c.parquet: missing",
+    ]
+
+
+def _seeded_grid(tmp_path: Path, seeds: tuple[int, ...] = (2, 0)) -> Path:
+    """The committed grid in the layout of a grid with training seeds: ``<cell>/seed-<s>/`` (links to the
+    committed runs) and the current quick profile in grid.json, its first training seed ``seeds[0]``."""
+    from avexlab.experiments.grid import GRID_PROFILES
+
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    for cell in ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl"):
+        for s in seeds:
+            (grid / cell).mkdir(exist_ok=True)
+            (grid / cell / f"seed-{s}").symlink_to(GRID / cell, target_is_directory=True)
+    profile = dataclasses.asdict(dataclasses.replace(GRID_PROFILES["quick"], train_seeds=seeds))
+    (grid / "grid.json").write_text(json.dumps({"profile": profile, "world": {"preset": "quick"}}))
+    shutil.copyfile(GRID / "results.parquet", grid / "results.parquet")
+    return grid
+
+
+def test_grid_checkpoints_reads_both_grid_layouts(tmp_path: Path) -> None:
+    flat = grid_checkpoints(GRID)
+    assert flat == {c: GRID / c for c in ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl")}
+    seeded = grid_checkpoints(_seeded_grid(tmp_path))
+    assert seeded == {c: tmp_path / "grid" / c / "seed-2" for c in flat}, "the profile's first train seed"
+
+
+def test_grid_checkpoints_error_names_both_layouts_and_what_it_found(tmp_path: Path) -> None:
+    grid = _seeded_grid(tmp_path, seeds=(1, 0))
+    for cell in ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl"):
+        (grid / cell / "seed-1").unlink()  # only seed-0 left: not the profile's first seed
+    shutil.rmtree(grid / "beats-bio-ssl")
+    (grid / "results.parquet").unlink()
+    with pytest.raises(DataNotFoundError) as err:
+        grid_checkpoints(grid)
+    msg = str(err.value)
+    for part in (
+        "<cell>/encoder.json",
+        "<cell>/seed-<s>/encoder.json",
+        "no results.parquet",
+        "no folder beats-bio-ssl/",
+        "no beats-bio-sl/seed-1/encoder.json (beats-bio-sl/ holds ['seed-0'])",
+        "avexlab grid --profile quick",
+    ):
+        assert part in msg, (part, msg)
+
+
+def test_twins_of_a_seeded_grid_stay_distinct_as_in_the_committed_grid(tmp_path: Path) -> None:
+    """The committed grid's table rewritten as a grid with training seeds writes it (all twins of an
+    architecture named alike, a ``train_seed`` column) reads back as the same overview and the same gains."""
+    from avexlab.evaluate.tables import cells_vs_twins
+
+    old = pl.read_parquet(GRID / "results.parquet")
+    twin = pl.col("checkpoint") == "random-init"
+    seed = pl.col("encoder").str.extract(r"-random-init-seed(\d+)$").cast(pl.Int64).fill_null(0)
+    new = old.with_columns(
+        pl.when(twin).then(seed).otherwise(0).alias("train_seed"),
+        pl.when(twin)
+        .then(pl.col("encoder").str.replace(r"-seed\d+$", ""))
+        .otherwise(pl.col("encoder"))
+        .alias("encoder"),
+    )
+    assert name_twins_by_seed(old).equals(old), "a table without train_seed is kept as it is"
+    renamed = name_twins_by_seed(new)
+    as_old = pl.col("encoder").str.replace(r"-random-init-seed0$", "-random-init")
+    assert grid_overview(renamed).with_columns(as_old).equals(grid_overview(old))
+    assert grid_overview(new).filter("twin").height == 3, "merged twins: what the renaming prevents"
+    gains_new, gains_old = cells_vs_twins(renamed), cells_vs_twins(old)
+    assert gains_new.equals(gains_old) and gains_old["twin_spread"].is_not_null().all()
+
+
+def test_grid_budget_reads_both_profile_generations(smoke_course: Path, tmp_path: Path) -> None:
+    from avexlab.experiments.grid import GRID_PROFILES
+
+    old = Course.open(smoke_course)
+    assert old.grid_budget() == "1000 steps of 16 clips per cell"
+    prof = GRID_PROFILES["quick"]
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "grid.json").write_text(json.dumps({"profile": dataclasses.asdict(prof)}))
+    new = Course(tmp_path, {})
+    assert new.grid_budget() == (
+        f"{prof.examples} training examples per cell (SL-SSL: +{prof.post_examples} of supervised "
+        f"post-training), {len(prof.train_seeds)} training seeds"
+    )
+    (tmp_path / "grid" / "grid.json").write_text(json.dumps({"profile": {"size": "tiny"}}))
+    with pytest.raises(ConfigError, match="a grid profile with `examples`"):
+        Course(tmp_path, {}).grid_budget()

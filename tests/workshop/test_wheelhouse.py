@@ -29,9 +29,16 @@ def _offline_env() -> dict[str, str]:
 
 
 def _no_network() -> list[str]:
+    """The command prefix that runs a command with no network at all; skips (saying why) where this machine
+    does not let an unprivileged user make a network namespace."""
     unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-n", "true"], capture_output=True).returncode != 0:
-        pytest.skip("needs `unshare -n` (a network namespace) to take the network away from pip")
+    if unshare is None:
+        pytest.skip("needs `unshare` (util-linux) to take the network away from pip; it is not on PATH")
+    probe = subprocess.run([unshare, "-n", "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(
+            f"`unshare -n` is not permitted here ({probe.stderr.strip()}); pip's network cannot be removed"
+        )
     return [unshare, "-n"]
 
 

@@ -27,8 +27,10 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -90,6 +92,18 @@ def _source_tree() -> Path:
     return root
 
 
+def _clean_copy(src: Path, dest: str) -> str:
+    """What avexlab's wheel is built from: ``pyproject.toml``, ``README.md`` and the ``avexlab`` package of
+    the checkout ``src`` copied into ``dest`` (links followed, no ``__pycache__``). Built in place, setuptools
+    would reuse the checkout's ``build/`` folder, and a module deleted since an earlier build would still
+    ship in the wheel."""
+    out = Path(dest) / "src"
+    shutil.copytree(src / "avexlab", out / "avexlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(src / name, out / name)
+    return str(out)
+
+
 def _pip(args: Sequence[str], echo: Callable[[str], None]) -> None:
     cmd = [sys.executable, "-m", "pip", *args]
     echo("$ " + " ".join(cmd))
@@ -148,7 +162,11 @@ def build_wheelhouse(
             expected_found("requirements", "at least one", "none", "Name what the laptops install.")
         )
     atomic_write(wh / "constraints.txt", "\n".join(environment_pins()) + "\n")
-    _pip(["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wh), str(src)], echo)
+    with tempfile.TemporaryDirectory(prefix="avexlab-wheel-") as tmp:
+        _pip(
+            ["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wh), _clean_copy(src, tmp)],
+            echo,
+        )
     _pip(
         [
             "wheel",

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ import pytest
 from avexlab.workshop.wheelhouse import build_wheelhouse, install_command
 
 pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _offline_env() -> dict[str, str]:
@@ -65,6 +68,11 @@ def test_subset_wheelhouse_installs_with_no_network(tmp_path: Path) -> None:
     assert {"avexlab", "typer", "rich"} <= set(wheels), wheels  # rich: one of typer's own dependencies
     assert wheels["typer"].split("-")[1] == md.version("typer"), "pinned to this environment's version"
     assert (wh / "requirements.txt").read_text().split() == ["typer"]
+    with zipfile.ZipFile(wh / wheels["avexlab"]) as wheel:
+        shipped = {n for n in wheel.namelist() if n.endswith(".py")}
+    assert shipped == {p.relative_to(REPO).as_posix() for p in (REPO / "avexlab").rglob("*.py")}, (
+        "avexlab's wheel ships exactly the checkout's modules (none left over from an earlier build)"
+    )
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_offline_env())

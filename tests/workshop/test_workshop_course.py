@@ -57,10 +57,12 @@ def test_prepared_course_holds_every_set_encoder_and_result(smoke_course: Path) 
     fewshot = course.fewshot()
     assert fewshot.height == len(course.encoder_keys) * len(plan.fewshot.shots) * len(plan.fewshot.seeds)
     assert course.verify_files() == []
+    grid = Path(course.meta["grid"]["source"])  # the committed grid (or the grid a reused course came from)
+    runs = grid_checkpoints(grid)
     for key, cell in (("sl", "beats-bio-sl"), ("ssl", "beats-bio-ssl"), ("sl-ssl", "beats-bio-sl-ssl")):
-        assert course.meta["encoders"][key]["run"] == cell  # the committed grid: one run per cell
+        assert course.meta["encoders"][key]["run"] == runs[cell].relative_to(grid).as_posix()
         copied = (smoke_course / "encoders" / key / "checkpoint.safetensors").read_bytes()
-        assert copied == (GRID / cell / "checkpoint.safetensors").read_bytes()
+        assert copied == (runs[cell] / "checkpoint.safetensors").read_bytes()
     folder = smoke_course / "notebooks"
     copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert sorted(course.meta["notebooks"]) == copied
@@ -166,17 +168,32 @@ def test_verify_files_names_each_changed_and_missing_file(tmp_path: Path) -> Non
     ]
 
 
+COURSE_CELLS = ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl")
+
+
+def _flat_grid(tmp_path: Path) -> Path:
+    """The committed grid's course runs in the layout of a grid without training seeds: ``<cell>/`` (links
+    to the committed runs, whichever layout the committed grid has)."""
+    grid = tmp_path / "flat"
+    grid.mkdir()
+    for cell, run in grid_checkpoints(GRID).items():
+        (grid / cell).symlink_to(run, target_is_directory=True)
+    for f in ("grid.json", "results.parquet"):
+        shutil.copyfile(GRID / f, grid / f)
+    return grid
+
+
 def _seeded_grid(tmp_path: Path, seeds: tuple[int, ...] = (2, 0)) -> Path:
-    """The committed grid in the layout of a grid with training seeds: ``<cell>/seed-<s>/`` (links to the
-    committed runs) and the current quick profile in grid.json, its first training seed ``seeds[0]``."""
+    """The committed grid's course runs in the layout of a grid with training seeds: ``<cell>/seed-<s>/``
+    (links to the committed runs) and the current quick profile in grid.json, its first seed ``seeds[0]``."""
     from avexlab.experiments.grid import GRID_PROFILES
 
     grid = tmp_path / "grid"
     grid.mkdir()
-    for cell in ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl"):
+    for cell, run in grid_checkpoints(GRID).items():
         for s in seeds:
             (grid / cell).mkdir(exist_ok=True)
-            (grid / cell / f"seed-{s}").symlink_to(GRID / cell, target_is_directory=True)
+            (grid / cell / f"seed-{s}").symlink_to(run, target_is_directory=True)
     profile = dataclasses.asdict(dataclasses.replace(GRID_PROFILES["quick"], train_seeds=seeds))
     (grid / "grid.json").write_text(json.dumps({"profile": profile, "world": {"preset": "quick"}}))
     shutil.copyfile(GRID / "results.parquet", grid / "results.parquet")
@@ -184,15 +201,15 @@ def _seeded_grid(tmp_path: Path, seeds: tuple[int, ...] = (2, 0)) -> Path:
 
 
 def test_grid_checkpoints_reads_both_grid_layouts(tmp_path: Path) -> None:
-    flat = grid_checkpoints(GRID)
-    assert flat == {c: GRID / c for c in ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl")}
+    flat = grid_checkpoints(_flat_grid(tmp_path))
+    assert flat == {c: tmp_path / "flat" / c for c in COURSE_CELLS}
     seeded = grid_checkpoints(_seeded_grid(tmp_path))
-    assert seeded == {c: tmp_path / "grid" / c / "seed-2" for c in flat}, "the profile's first train seed"
+    assert seeded == {c: tmp_path / "grid" / c / "seed-2" for c in COURSE_CELLS}, "the profile's first seed"
 
 
 def test_grid_checkpoints_error_names_both_layouts_and_what_it_found(tmp_path: Path) -> None:
     grid = _seeded_grid(tmp_path, seeds=(1, 0))
-    for cell in ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl"):
+    for cell in COURSE_CELLS:
         (grid / cell / "seed-1").unlink()  # only seed-0 left: not the profile's first seed
     shutil.rmtree(grid / "beats-bio-ssl")
     (grid / "results.parquet").unlink()
@@ -211,11 +228,16 @@ def test_grid_checkpoints_error_names_both_layouts_and_what_it_found(tmp_path: P
 
 
 def test_twins_of_a_seeded_grid_stay_distinct_as_in_the_committed_grid(tmp_path: Path) -> None:
-    """The committed grid's table rewritten as a grid with training seeds writes it (all twins of an
-    architecture named alike, a ``train_seed`` column) reads back as the same overview and the same gains."""
+    """A grid table without training seeds (twins ``<arch>-random-init``, ``-seed1``, ...) rewritten as a
+    grid with training seeds writes it (all twins of an architecture named alike, a ``train_seed`` column)
+    reads back as the same overview and the same gains. The committed table gives the first form (or is
+    turned into it, once the committed grid is one with training seeds)."""
     from avexlab.evaluate.tables import cells_vs_twins
 
+    as_old = pl.col("encoder").str.replace(r"-random-init-seed0$", "-random-init")
     old = pl.read_parquet(GRID / "results.parquet")
+    if "train_seed" in old.columns:
+        old = name_twins_by_seed(old).with_columns(as_old).drop("train_seed")
     twin = pl.col("checkpoint") == "random-init"
     seed = pl.col("encoder").str.extract(r"-random-init-seed(\d+)$").cast(pl.Int64).fill_null(0)
     new = old.with_columns(
@@ -227,26 +249,28 @@ def test_twins_of_a_seeded_grid_stay_distinct_as_in_the_committed_grid(tmp_path:
     )
     assert name_twins_by_seed(old).equals(old), "a table without train_seed is kept as it is"
     renamed = name_twins_by_seed(new)
-    as_old = pl.col("encoder").str.replace(r"-random-init-seed0$", "-random-init")
     assert grid_overview(renamed).with_columns(as_old).equals(grid_overview(old))
     assert grid_overview(new).filter("twin").height == 3, "merged twins: what the renaming prevents"
     gains_new, gains_old = cells_vs_twins(renamed), cells_vs_twins(old)
     assert gains_new.equals(gains_old) and gains_old["twin_spread"].is_not_null().all()
 
 
-def test_grid_budget_reads_both_profile_generations(smoke_course: Path, tmp_path: Path) -> None:
+def test_grid_budget_reads_both_profile_generations(tmp_path: Path) -> None:
     from avexlab.experiments.grid import GRID_PROFILES
 
-    old = Course.open(smoke_course)
-    assert old.grid_budget() == "1000 steps of 16 clips per cell"
+    def budget(profile: dict) -> str:
+        (tmp_path / "grid").mkdir(exist_ok=True)
+        (tmp_path / "grid" / "grid.json").write_text(json.dumps({"profile": profile}))
+        return Course(tmp_path, {}).grid_budget()
+
+    # a profile from before budgets were counted in examples (the committed grid's, when it was written)
+    assert budget({"size": "tiny", "steps": 1000, "post_steps": 500, "batch_size": 16}) == (
+        "1000 steps of 16 clips per cell"
+    )
     prof = GRID_PROFILES["quick"]
-    (tmp_path / "grid").mkdir()
-    (tmp_path / "grid" / "grid.json").write_text(json.dumps({"profile": dataclasses.asdict(prof)}))
-    new = Course(tmp_path, {})
-    assert new.grid_budget() == (
+    assert budget(dataclasses.asdict(prof)) == (
         f"{prof.examples} training examples per cell (SL-SSL: +{prof.post_examples} of supervised "
         f"post-training), {len(prof.train_seeds)} training seeds"
     )
-    (tmp_path / "grid" / "grid.json").write_text(json.dumps({"profile": {"size": "tiny"}}))
     with pytest.raises(ConfigError, match="a grid profile with `examples`"):
-        Course(tmp_path, {}).grid_budget()
+        budget({"size": "tiny"})

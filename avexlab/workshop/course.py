@@ -457,10 +457,12 @@ class Course:
 
     # ---------------------------------------------------------------------------------- integrity
     def verify_files(self) -> list[str]:
-        """Problems with the files ``course.json`` lists (missing or changed since prepare): [] when all
-        are intact."""
+        """Problems with the files ``course.json`` lists (missing or changed since prepare; a list with no
+        files is a problem too, since nothing could be verified): [] when all are intact."""
+        if not self.meta.get("files"):
+            return ["course.json lists no files to verify: prepare the course again"]
         problems = []
-        for rel, digest in sorted(self.meta.get("files", {}).items()):
+        for rel, digest in sorted(self.meta["files"].items()):
             p = self.root / rel
             if not p.is_file():
                 problems.append(f"{rel}: missing")

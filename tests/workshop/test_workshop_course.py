@@ -166,6 +166,9 @@ def test_verify_files_names_each_changed_and_missing_file(tmp_path: Path) -> Non
         "sets/b.parquet: changed since prepare (SHA-256 differs)",
         "sets/c.parquet: missing",
     ]
+    assert Course(root, {"files": {}}).verify_files() == [
+        "course.json lists no files to verify: prepare the course again"
+    ]
 
 
 COURSE_CELLS = ("beats-bio-sl", "beats-bio-ssl", "beats-bio-sl-ssl")

@@ -27,6 +27,10 @@ app.add_typer(models_app, name="models")
 from avexlab.agile.cli import agile_app  # noqa: E402 - typer only; the commands import the rest lazily
 
 app.add_typer(agile_app, name="agile")
+# The workshop kit (avexlab.workshop): prepare a course, check a laptop offline, build a wheelhouse.
+from avexlab.workshop.cli import workshop_app  # noqa: E402 - typer only; the commands import the rest lazily
+
+app.add_typer(workshop_app, name="workshop")
 
 
 def print_table(df: Any, title: str | None = None) -> None:

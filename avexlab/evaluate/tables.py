@@ -308,7 +308,7 @@ def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
     """Did training add anything? One row per trained grid cell: for each measured paper column
     (:data:`PAPER_COLUMNS`), the cell's value minus its architecture's random-init
     twin's (same world, suites and probe recipe; the mean over the twins when the grid evaluated several
-    init seeds), then ``won`` (columns with a positive gain), ``measured`` (columns compared) and
+    init seeds, whether named apart or one name with a ``train_seed`` each), then ``won`` (columns with a positive gain), ``measured`` (columns compared) and
     ``mean_gain`` (mean of the gains).
 
     ``twin_spread`` is the yardstick for ``mean_gain``: how far one untrained network of the architecture
@@ -331,7 +331,14 @@ def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
         subset=["encoder"], keep="first", maintain_order=True
     )
     t = table.join(meta, on="encoder", how="left", maintain_order="left")
-    twin_rows = t.filter(pl.col("checkpoint") == "random-init")
+    # A seeded grid evaluates one twin per training seed under one name: each (name, train_seed) is a twin.
+    twin_res = results.filter(pl.col("checkpoint") == "random-init")
+    if "train_seed" in twin_res.columns and twin_res["train_seed"].n_unique() > 1:
+        twin_res = twin_res.with_columns(
+            pl.format("{} (train seed {})", "encoder", pl.col("train_seed").fill_null(-1)).alias("encoder")
+        )
+    twin_meta = twin_res.select("encoder", "architecture").unique(subset=["encoder"], maintain_order=True)
+    twin_rows = paper_table(twin_res).join(twin_meta, on="encoder", how="left", maintain_order="left")
     twins = twin_rows.group_by("architecture").agg(pl.col(c).mean().alias(f"{c} (twin)") for c in cols)
     # leave-one-out: each twin against the mean of the architecture's other twins
     n = pl.len().over("architecture")

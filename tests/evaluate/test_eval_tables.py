@@ -399,3 +399,28 @@ def test_faceted_bars_error_bars_are_the_spread_of_the_rows_averaged() -> None:
     assert clf.y[beats] == _close(vals.mean())
     assert clf.error_y.array[beats] == _close(vals.std(ddof=1))
     assert clf.error_y.visible
+
+
+def test_cells_vs_twins_tells_apart_the_twins_of_a_seeded_grid() -> None:
+    """A seeded grid names every twin of an architecture alike and tells them apart by ``train_seed``: the
+    spread is the same as with twins named apart."""
+    from avexlab.evaluate.tables import cells_vs_twins
+
+    def twin(seed: int, shift: float) -> pl.DataFrame:
+        return _rows(
+            "beats-random-init",
+            "random-init",
+            {CLF_ACC: 0.3 + shift, CLF_ACC_B: 0.4 + shift, CLF_AUC: 0.5 + shift, IND_ACC: 0.2 + shift},
+            architecture="beats",
+            mix=None,
+            paradigm="random-init",
+        ).with_columns(pl.lit(seed, pl.Int64).alias("train_seed"))
+
+    base = _grid().with_columns(pl.lit(0, pl.Int64).alias("train_seed"))
+    res = pl.concat([base, twin(1, 0.06), twin(2, -0.03)], how="diagonal_relaxed")
+    ssl = cells_vs_twins(res).filter(pl.col("encoder") == "beats-all-ssl").row(0, named=True)
+    assert ssl["BEANS clf probe"] == _close(0.05 - 0.01)
+    assert ssl["twin_spread"] == _close(0.075)
+    # one seed only: one twin, no yardstick
+    one = cells_vs_twins(base).filter(pl.col("encoder") == "beats-all-ssl").row(0, named=True)
+    assert one["twin_spread"] is None

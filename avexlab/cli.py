@@ -593,7 +593,7 @@ def findings(
 
     try:
         table, items = load_grid_tables(results)
-        verdicts = evaluate_findings(table, items, n_resamples=resamples, seed=seed)
+        verdicts = evaluate_findings(table, items, n_resamples=resamples, seed=seed, keep_in=results.parent)
     except AvexlabError as err:
         _fail(err)
     if json_out:

@@ -160,6 +160,7 @@ def _(
         with mo.status.spinner(title=f"Training and evaluating the {profile_name!r} grid ..."):
             _path = grid(profile_name, out=Path("runs/notebook-grid") / scale.value, progress=True)
         results, items, record = _read(_path)
+        keep_in = Path(_path).parent
         origin = f"Retrained just now at `{scale.value}` scale: `{_path}`."
     elif _committed.is_file():
         _loaded, _problem = catch_user_error(_read, _committed)
@@ -168,6 +169,7 @@ def _(
             mo.callout(mo.md(f"**Cannot read `{_committed}`.** {_problem} {_how}"), kind="danger"),
         )
         results, items, record = _loaded
+        keep_in = _committed.parent
         origin = f"Committed grid results: `{_committed}`."
     elif scale.value == "smoke":
         # A temporary folder (about 100 MB of checkpoints and caches), deleted once the tables are read.
@@ -176,6 +178,7 @@ def _(
             mo.status.spinner(title="No committed results: running the smoke grid (seconds per cell) ..."),
         ):
             results, items, record = _read(grid("smoke", out=_out, progress=True))
+        keep_in = None  # the temporary folder is gone
         origin = (
             f"**No committed grid results at `{_committed}`.** {_how} Shown instead: the `smoke` grid, "
             "run just now in a temporary folder (a few training steps per cell)."
@@ -226,17 +229,17 @@ def _(
         )
     )
     mo.callout(mo.md(origin + _shape + _cost_md + _no_items), kind="info" if items is not None else "warn")
-    return items, results
+    return items, keep_in, results
 
 
 @app.cell
-def _(evaluate_findings, findings_prose, items, mo, results):
+def _(evaluate_findings, findings_prose, items, keep_in, mo, results):
     mo.stop(
         items is None,
         mo.md("## Findings\n\nNot evaluated: verdicts need the per-item outcomes (`items.parquet`)."),
     )
     with mo.status.spinner(title="Evaluating the paper's findings (paired bootstrap) ..."):
-        findings = evaluate_findings(results, items)
+        findings = evaluate_findings(results, items, keep_in=keep_in)
     _counts = findings["verdict"].value_counts(sort=True)
     _summary = ", ".join(f"{n} {v}" for v, n in _counts.iter_rows())
     mo.vstack(
@@ -264,10 +267,10 @@ def _(evaluate_findings, findings_prose, items, mo, results):
 
 
 @app.cell
-def _(ANALYSIS_COLUMNS, cell_intervals, chance_levels, items, mo, pl, results):
+def _(ANALYSIS_COLUMNS, cell_intervals, chance_levels, items, keep_in, mo, pl, results):
     mo.stop(items is None)
     with mo.status.spinner(title="Bootstrap intervals of every encoder and column ..."):
-        _iv = cell_intervals(items)
+        _iv = cell_intervals(items, keep_in=keep_in)
     _factors = [
         c
         for c in ("architecture", "mix", "paradigm", "examples_seen", "ssl_examples", "sl_examples")

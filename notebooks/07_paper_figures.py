@@ -162,6 +162,7 @@ def _(Path, catch_user_error, grid_path, items_path, json, load_results, mo, pl)
     grid_results, grid_items, _record = _loaded if _loaded is not None else (None, None, {})
     grid_world = ((_record.get("world") or {}).get("preset")) or "unrecorded"
     grid_has_birdnet = grid_results is not None and "birdnet" in set(grid_results["encoder"])
+    grid_dir = _grid.parent if grid_results is not None else None
     if grid_results is not None:
         _note = mo.callout(
             mo.md(
@@ -189,14 +190,14 @@ def _(Path, catch_user_error, grid_path, items_path, json, load_results, mo, pl)
             kind="warn",
         )
     _note
-    return grid_has_birdnet, grid_items, grid_results, grid_world
+    return grid_dir, grid_has_birdnet, grid_items, grid_results, grid_world
 
 
 @app.cell
-def _(evaluate_findings, grid_items, grid_results):
+def _(evaluate_findings, grid_dir, grid_items, grid_results):
     # None when the grid has no items (the verdicts resample them)
     findings = (
-        evaluate_findings(grid_results, grid_items)
+        evaluate_findings(grid_results, grid_items, keep_in=grid_dir)
         if grid_results is not None and grid_items is not None
         else None
     )
@@ -306,6 +307,7 @@ def _(
     SYNTH_SOURCE,
     cell_intervals,
     chance_levels,
+    grid_dir,
     grid_items,
     grid_results,
     grid_world,
@@ -331,8 +333,8 @@ def _(
             on=[c for c in _paper_cols if c in wide.columns], index="encoder", variable_name="column"
         ).select("encoder", "column", pl.col("value").alias("estimate"), ci_low=None, ci_high=None)
 
-    def _rows(results, items, source, group_of):
-        iv = cell_intervals(items) if items is not None else _means(results)
+    def _rows(results, items, source, group_of, keep_in=None):
+        iv = cell_intervals(items, keep_in=keep_in) if items is not None else _means(results)
         meta = results.select("encoder", *[c for c in ("architecture", "paradigm") if c in results.columns])
         meta = meta.unique("encoder", keep="first", maintain_order=True)
         out = iv.join(meta, on="encoder", how="left").with_columns(
@@ -351,7 +353,7 @@ def _(
     ]  # fmt: skip
     _chance = []
     if grid_results is not None:
-        _parts.append(_rows(grid_results, grid_items, grid_source, pl.col("architecture")))
+        _parts.append(_rows(grid_results, grid_items, grid_source, pl.col("architecture"), keep_in=grid_dir))
         if grid_items is not None:
             _chance.append(
                 chance_levels(grid_items).with_columns(label=pl.lit(f"chance, grid ({grid_world})"))

@@ -24,6 +24,7 @@ the stored scores, targets and cluster assignments with the drawn multiplicities
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -510,10 +511,35 @@ def cell_intervals(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    keep_in: str | os.PathLike[str] | None = None,
 ) -> pl.DataFrame:
     """Every encoder x column (paper and analysis columns) with items: ``encoder, column, estimate, ci_low, ci_high, n_items,
     n_train_seeds, n_probe_seeds`` (last layer; the column is the mean over its datasets of the metric,
-    averaged over the encoder's seeds; the interval resamples test items per dataset and seeds)."""
+    averaged over the encoder's seeds; the interval resamples test items per dataset and seeds).
+
+    ``keep_in``: a grid's folder; the table is kept in its ``analysis/`` and reused while the items, the
+    settings and this code are unchanged (:func:`avexlab.evaluate.memo.memo_table`)."""
+    from .memo import memo_table
+
+    settings = {"encoders": encoders, "n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    return memo_table(
+        keep_in,
+        "cell-intervals",
+        [items],
+        settings,
+        ("avexlab.evaluate.stats", "avexlab.evaluate.tables"),
+        lambda: _cell_intervals(items, encoders, n_resamples=n_resamples, confidence=confidence, seed=seed),
+    )
+
+
+def _cell_intervals(
+    items: pl.DataFrame,
+    encoders: Sequence[str] | None,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> pl.DataFrame:
     names = [c[0] for c in ANALYSIS_COLUMNS]
     rows = []
     for e in encoders if encoders is not None else items["encoder"].unique(maintain_order=True).to_list():

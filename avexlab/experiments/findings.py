@@ -223,9 +223,36 @@ def evaluate_findings(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    keep_in: str | Path | None = None,
 ) -> pl.DataFrame:
     """Each finding on a grid's tables: ``finding, statement, verdict, effect, ci_low, ci_high, n_pairs,
-    kind, margin, columns`` (one row per finding; ``not measured`` when the table has no such pair)."""
+    kind, margin, columns`` (one row per finding; ``not measured`` when the table has no such pair).
+
+    ``keep_in``: a grid's folder; the verdicts of the default :data:`FINDINGS` are kept in its ``analysis/``
+    and reused while the tables, the settings and this code are unchanged
+    (:func:`avexlab.evaluate.memo.memo_table`)."""
+    from avexlab.evaluate.memo import memo_table
+
+    settings = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    return memo_table(
+        keep_in if findings is FINDINGS else None,  # another list's definitions are not in the key
+        "findings",
+        [results, items],
+        settings,
+        ("avexlab.experiments.findings", "avexlab.evaluate.stats", "avexlab.evaluate.tables"),
+        lambda: _evaluate_findings(results, items, findings, **settings),
+    )
+
+
+def _evaluate_findings(
+    results: pl.DataFrame,
+    items: pl.DataFrame,
+    findings: Sequence[Finding],
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> pl.DataFrame:
     from avexlab.evaluate.stats import effect_interval
 
     cells = _cells(results)

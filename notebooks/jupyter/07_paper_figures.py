@@ -114,7 +114,7 @@ else:
 
 # %%
 if grid_results is not None and grid_items is not None:
-    findings = evaluate_findings(grid_results, grid_items)
+    findings = evaluate_findings(grid_results, grid_items, keep_in=GRID_RESULTS.parent)
     display(Markdown(findings_prose(findings)))
     display(findings.select("finding", "verdict", "effect", "ci_low", "ci_high", "n_pairs"))
     assert set(findings["verdict"]) <= {"reproduced", "contradicted", "inconclusive", "not measured"}
@@ -173,10 +173,10 @@ LONG = {
 }  # fmt: skip
 
 
-def interval_rows(results, items, source, group):
+def interval_rows(results, items, source, group, keep_in=None):
     """Every encoder x paper column with its interval (the means alone when there are no items)."""
     if items is not None:
-        iv = cell_intervals(items)
+        iv = cell_intervals(items, keep_in=keep_in)
     else:
         wide = paper_table(results)
         iv = wide.unpivot(
@@ -201,7 +201,11 @@ parts = [
 chance_parts = []
 grid_source = f"{SYNTH_SOURCE}: grid ({grid_world})"
 if grid_results is not None:
-    parts.append(interval_rows(grid_results, grid_items, grid_source, pl.col("architecture")))
+    parts.append(
+        interval_rows(
+            grid_results, grid_items, grid_source, pl.col("architecture"), keep_in=GRID_RESULTS.parent
+        )
+    )
     if grid_items is not None:
         chance_parts.append(
             chance_levels(grid_items).with_columns(label=pl.lit(f"chance, grid ({grid_world})"))

@@ -26,7 +26,7 @@ B. Active learning. Start: 2 positives per class + 10 random pool windows; then 
    .02. Reported per seed: labels each strategy needed to reach it, and the saving of margin against
    random (1 - margin / random), with a bootstrap interval over seeds.
 
-    nice -n 10 python benchmarks/bench_agile_quality.py --preset quick --encoder results/grid/beats-bio-sl --seeds 5
+    nice -n 10 python benchmarks/bench_agile_quality.py --preset quick --encoder results/grid/beats-bio-sl/seed-0 --seeds 5
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--world-seed", type=int, default=0)
-    ap.add_argument("--encoder", default="results/grid/beats-bio-sl")
+    ap.add_argument("--encoder", default="results/grid/beats-bio-sl/seed-0")
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--hop-s", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, default=5)

@@ -93,7 +93,7 @@ def _(mo):
     works from the shell (`avexlab agile --help`).
 
     Encoder: `NAME:SIZE` (`logmel:tiny` is a log-mel baseline that needs no training) or a checkpoint path
-    (e.g. `results/grid/beats-bio-sl`, trained on the synthetic world's bio pool).
+    (e.g. `results/grid/beats-bio-sl/seed-0`, trained on the synthetic world's bio pool).
     """)
     return
 

@@ -56,7 +56,7 @@ from avexlab.viz.notebook import catch_user_error, default_scale, world_preset
 RECORDINGS = ""  # a folder of recordings or a manifest; empty = the synthetic world's soundscapes
 ROOT = None  # a manifest's audio root (default: the manifest's folder)
 QUERIES = {"call": []}  # your recordings: class -> ["file.wav@START-END", ...]
-ENCODER = "logmel:tiny"  # NAME:SIZE or a checkpoint path (e.g. results/grid/beats-bio-sl)
+ENCODER = "logmel:tiny"  # NAME:SIZE or a checkpoint path (e.g. results/grid/beats-bio-sl/seed-0)
 WINDOW_S, HOP_S = 2.0, 1.0
 N_CLASSES = 3  # synthetic world: the most frequent species
 K_HITS = 12

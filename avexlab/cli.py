@@ -586,7 +586,8 @@ def findings(
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
 ) -> None:
-    """The paper's findings on a grid: reproduced, contradicted or inconclusive, with effect and 95% interval."""
+    """The paper's findings on a grid: reproduced, contradicted or inconclusive, with effect and 95% interval.
+    The verdicts are kept in the grid's analysis/ folder and reused while the tables and settings are unchanged."""
     import json
 
     from avexlab.experiments.findings import evaluate_findings, load_grid_tables

@@ -15,21 +15,16 @@ def _():
     from avexlab.evaluate.spec import PROBE_RECIPES
     from avexlab.evaluate.tables import ablation_table
     from avexlab.viz import embedding_map, reduce_embeddings, result_lines
-    from avexlab.viz.notebook import catch_user_error, default_scale
-    from avexlab.workshop.course import Course, locate_course
-    from avexlab.workshop.exercises import Tracker
+    from avexlab.workshop.section import course_folder_input, open_section
 
     return (
-        Course,
+        course_folder_input,
+        open_section,
         LinearProbe,
         PROBE_RECIPES,
-        Tracker,
         ablation_table,
         accuracy,
-        catch_user_error,
-        default_scale,
         embedding_map,
-        locate_course,
         mo,
         np,
         pl,
@@ -60,29 +55,16 @@ def _(mo):
 
 
 @app.cell
-def _(catch_user_error, default_scale, locate_course, mo):
-    _where, _problem = catch_user_error(lambda: str(locate_course(default_scale(), mo.notebook_dir())))
-    course_folder = mo.ui.text(value=_where or "", label="course folder", full_width=True)
+def _(course_folder_input, mo):
+    course_folder = course_folder_input(mo)
     course_folder
     return (course_folder,)
 
 
 @app.cell
-def _(Course, Tracker, catch_user_error, course_folder, mo):
-    course, _problem = catch_user_error(Course.open, course_folder.value.strip())
-    mo.stop(
-        _problem is not None,
-        mo.callout(mo.md(f"**No prepared course in this folder.** {_problem}"), kind="danger"),
-    )
-    tracker = Tracker(course)
-    mo.md(
-        f"Course `{course.root}` ({course.scale} scale)."
-        + (
-            " **Instructor mode:** unanswered exercises are filled in and solutions shown."
-            if tracker.instructor
-            else ""
-        )
-    )
+def _(course_folder, mo, open_section):
+    course, tracker, _note = open_section(mo, course_folder.value)
+    _note
     return course, tracker
 
 

@@ -12,17 +12,12 @@ def _():
     from avexlab.evaluate.tables import ood_report
     from avexlab.synth import render_world
     from avexlab.viz import SpectrogramPlayer, result_bars, result_lines, spectrogram_figure
-    from avexlab.viz.notebook import catch_user_error, default_scale
-    from avexlab.workshop.course import Course, locate_course
-    from avexlab.workshop.exercises import Tracker
+    from avexlab.workshop.section import course_folder_input, open_section
 
     return (
-        Course,
+        course_folder_input,
+        open_section,
         SpectrogramPlayer,
-        Tracker,
-        catch_user_error,
-        default_scale,
-        locate_course,
         mo,
         ood_report,
         pl,
@@ -50,29 +45,16 @@ def _(mo):
 
 
 @app.cell
-def _(catch_user_error, default_scale, locate_course, mo):
-    _where, _problem = catch_user_error(lambda: str(locate_course(default_scale(), mo.notebook_dir())))
-    course_folder = mo.ui.text(value=_where or "", label="course folder", full_width=True)
+def _(course_folder_input, mo):
+    course_folder = course_folder_input(mo)
     course_folder
     return (course_folder,)
 
 
 @app.cell
-def _(Course, Tracker, catch_user_error, course_folder, mo):
-    course, _problem = catch_user_error(Course.open, course_folder.value.strip())
-    mo.stop(
-        _problem is not None,
-        mo.callout(mo.md(f"**No prepared course in this folder.** {_problem}"), kind="danger"),
-    )
-    tracker = Tracker(course)
-    mo.md(
-        f"Course `{course.root}` ({course.scale} scale)."
-        + (
-            " **Instructor mode:** unanswered exercises are filled in and solutions shown."
-            if tracker.instructor
-            else ""
-        )
-    )
+def _(course_folder, mo, open_section):
+    course, tracker, _note = open_section(mo, course_folder.value)
+    _note
     return course, tracker
 
 

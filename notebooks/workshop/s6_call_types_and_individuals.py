@@ -14,21 +14,18 @@ def _():
     from avexlab.evaluate.embed import extract_embeddings
     from avexlab.evaluate.individual import individual_retrieval
     from avexlab.viz import embedding_map, reduce_embeddings
-    from avexlab.viz.notebook import catch_user_error, default_scale, label_columns, open_recordings
-    from avexlab.workshop.course import Course, locate_course
-    from avexlab.workshop.exercises import Tracker
+    from avexlab.viz.notebook import catch_user_error, label_columns, open_recordings
+    from avexlab.workshop.section import course_folder_input, open_section
 
     return (
-        Course,
-        Tracker,
+        course_folder_input,
+        open_section,
         catch_user_error,
         clustering_scores,
-        default_scale,
         embedding_map,
         extract_embeddings,
         individual_retrieval,
         label_columns,
-        locate_course,
         mo,
         np,
         open_recordings,
@@ -50,29 +47,16 @@ def _(mo):
 
 
 @app.cell
-def _(catch_user_error, default_scale, locate_course, mo):
-    _where, _problem = catch_user_error(lambda: str(locate_course(default_scale(), mo.notebook_dir())))
-    course_folder = mo.ui.text(value=_where or "", label="course folder", full_width=True)
+def _(course_folder_input, mo):
+    course_folder = course_folder_input(mo)
     course_folder
     return (course_folder,)
 
 
 @app.cell
-def _(Course, Tracker, catch_user_error, course_folder, mo):
-    course, _problem = catch_user_error(Course.open, course_folder.value.strip())
-    mo.stop(
-        _problem is not None,
-        mo.callout(mo.md(f"**No prepared course in this folder.** {_problem}"), kind="danger"),
-    )
-    tracker = Tracker(course)
-    mo.md(
-        f"Course `{course.root}` ({course.scale} scale)."
-        + (
-            " **Instructor mode:** unanswered exercises are filled in and solutions shown."
-            if tracker.instructor
-            else ""
-        )
-    )
+def _(course_folder, mo, open_section):
+    course, tracker, _note = open_section(mo, course_folder.value)
+    _note
     return course, tracker
 
 

@@ -2,7 +2,7 @@
 chunks, nothing loaded whole) and an approximate HNSW index (``usearch``) kept under ``STORE/index/`` with
 its recall against exact search recorded.
 
-This module reads a store only through its public surface (the :class:`EmbeddingStore` protocol):
+This module reads a store only through its public surface (the :class:`StoreRows` protocol):
 the store's build brings the index up to date, and :mod:`~avexlab.agile.search` (search by example) uses
 both, so neither imports the other's module in a circle.
 """
@@ -23,7 +23,7 @@ from avexlab.fsutil import atomic_write
 from .errors import StoreError
 
 
-class EmbeddingStore(Protocol):
+class StoreRows(Protocol):
     """What an index reads of a store (:class:`avexlab.agile.store.EmbeddingStore` has it): its folder, the
     encoder that filled it, its width and rows, its rows in chunks and by number."""
 
@@ -57,7 +57,7 @@ def normalise_rows(x: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- exact
 def exact_search(
-    store: EmbeddingStore, queries: np.ndarray, k: int = 10, *, chunk_rows: int = 65536
+    store: StoreRows, queries: np.ndarray, k: int = 10, *, chunk_rows: int = 65536
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` cosine neighbours of ``queries`` ``[Q, D]``: ``(rows [Q, k] int64, scores [Q, k]
     float32)``, best first (ties: lower row first). Streams the store in chunks of ``chunk_rows``."""
@@ -81,7 +81,7 @@ def exact_search(
     return np.take_along_axis(best_r, order, axis=1), np.take_along_axis(best_s, order, axis=1)
 
 
-def _check_dim(store: EmbeddingStore, q: np.ndarray) -> None:
+def _check_dim(store: StoreRows, q: np.ndarray) -> None:
     if q.ndim != 2 or q.shape[1] != store.dim:
         raise StoreError(
             expected_found(
@@ -101,20 +101,20 @@ class SearchIndex:
     one. ``info`` holds its parameters, the rows it covers and the recall@k measured against exact search.
     """
 
-    def __init__(self, store: EmbeddingStore, index: Any, info: dict[str, Any]) -> None:
+    def __init__(self, store: StoreRows, index: Any, info: dict[str, Any]) -> None:
         self.store = store
         self.index = index
         self.info = info
 
     @staticmethod
-    def paths(store: EmbeddingStore) -> tuple[Path, Path]:
+    def paths(store: StoreRows) -> tuple[Path, Path]:
         d = store.path / INDEX_DIR
         return d / "usearch.index", d / "index.json"
 
     @classmethod
     def build(
         cls,
-        store: EmbeddingStore,
+        store: StoreRows,
         *,
         connectivity: int = 16,
         expansion_add: int = 128,
@@ -194,7 +194,7 @@ class SearchIndex:
         return out
 
     @classmethod
-    def open(cls, store: EmbeddingStore, *, view: bool = True) -> SearchIndex:
+    def open(cls, store: StoreRows, *, view: bool = True) -> SearchIndex:
         """The saved index of ``store`` (memory-mapped with ``view=True``). Refused when it was built for
         another encoder or does not cover every window (after an append: run :meth:`build` again)."""
         from usearch.index import Index

@@ -682,6 +682,26 @@ def grid(
     typer.echo(f"results written to {results_path}")
 
 
+@app.command("grid-merge")
+def grid_merge(
+    parts: Annotated[
+        list[Path], typer.Argument(help="Grid folders of one grid, each with other training seeds.")
+    ],
+    out: Annotated[Path, typer.Option(help="A new folder for the merged grid.")],
+    weights: Annotated[
+        bool, typer.Option(help="Copy the runs' weights (--no-weights: configs, metrics, provenance only).")
+    ] = True,
+) -> None:
+    """Merge grid folders that ran the same grid with different training seeds into one grid folder."""
+    from avexlab.experiments.grid_merge import merge_grids
+
+    try:
+        path = merge_grids(parts, out, weights=weights)
+    except AvexlabError as err:
+        _fail(err)
+    typer.echo(f"merged grid written to {path}")
+
+
 @app.command()
 def demo(
     preset: Annotated[str, typer.Option(help="World preset.")] = "quick",

@@ -347,7 +347,14 @@ def _split_set(item: str) -> tuple[str, str, Any]:
 
 
 def _finished(cfg: RunConfig) -> bool:
-    return (Path(cfg.runtime.out_dir) / "encoder.json").is_file() and not _unfinished(cfg)
+    """A run is finished when its encoder, its weights and all its steps are there. A run folder kept
+    without its weights (a merged grid's record, :func:`avexlab.experiments.grid_merge.merge_grids`) is
+    trained again."""
+    enc = Path(cfg.runtime.out_dir) / "encoder.json"
+    if not enc.is_file():
+        return False
+    weights = json.loads(enc.read_text()).get("weights_file", "checkpoint.safetensors")
+    return (enc.parent / weights).is_file() and not _unfinished(cfg)
 
 
 def _unfinished(cfg: RunConfig) -> bool:

@@ -350,7 +350,14 @@ def _load_avexlab(config_path: Path) -> Encoder:
     if not weights.is_file():
         raise CheckpointError(
             f"{config_path}: names the weights {record['weights_file']!r}, but {weights} does not exist. "
-            "Copy the whole checkpoint directory."
+            "Copy the whole checkpoint directory"
+            + (
+                ", or, for a grid run kept without its weights (the committed results/grid keeps those of its "
+                "first training seed only), run `avexlab grid` with that folder's profile and seeds to train "
+                "it again."
+                if (config_path.parent / "config.yaml").is_file()
+                else "."
+            )
         )
     actual = file_sha256(weights)
     if actual != record["weights_sha256"]:

@@ -94,6 +94,16 @@ def test_hash_mismatch_and_truncation_are_named(tmp_path, tiny):
         load_encoder(header_cut)
 
 
+def test_missing_weights_are_named_and_a_grid_run_says_how_to_get_them(tmp_path, tiny):
+    save_encoder(tiny, tmp_path)
+    (tmp_path / WEIGHTS_FILE).unlink()
+    with pytest.raises(CheckpointError, match=r"does not exist\. Copy the whole checkpoint directory\.$"):
+        load_encoder(tmp_path)
+    (tmp_path / "config.yaml").write_text("recipe: sl\n")  # a training run's folder, kept without weights
+    with pytest.raises(CheckpointError, match=r"run `avexlab grid` with that folder's profile and seeds"):
+        load_encoder(tmp_path)
+
+
 def test_not_a_checkpoint(tmp_path):
     noise = tmp_path / "noise.bin"
     noise.write_bytes(

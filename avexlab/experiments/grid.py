@@ -802,8 +802,9 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
     return {"name": stem.name, "wall_s": wall, "reused": False, **{k: str(v) for k, v in paths.items()}}
 
 
-def _config_diff(old: RunConfig, new: RunConfig, limit: int = 4) -> str:
-    from avexlab.config import config_to_dict
+def dict_diff(a: dict[str, Any], b: dict[str, Any], limit: int = 4, skip: tuple[str, ...] = ()) -> str:
+    """The keys where two nested dicts differ, dotted (``optim.lr: 0.001 -> 0.003``), the first ``limit``
+    and a count of the rest; keys starting with one of ``skip`` are left out."""
 
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -811,10 +812,22 @@ def _config_diff(old: RunConfig, new: RunConfig, limit: int = 4) -> str:
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
-    a, b = flat(config_to_dict(old)), flat(config_to_dict(new))
-    diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
-    diff = [d for d in diff if not d.startswith(("runtime.out_dir", "runtime.progress"))]
+    fa, fb = flat(a), flat(b)
+    diff = [
+        f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}"
+        for k in sorted(fa.keys() | fb.keys())
+        if fa.get(k) != fb.get(k)
+    ]
+    diff = [d for d in diff if not d.startswith(skip)] if skip else diff
     return "; ".join(diff[:limit]) + (f"; +{len(diff) - limit} more" if len(diff) > limit else "")
+
+
+def _config_diff(old: RunConfig, new: RunConfig, limit: int = 4) -> str:
+    from avexlab.config import config_to_dict
+
+    return dict_diff(
+        config_to_dict(old), config_to_dict(new), limit, skip=("runtime.out_dir", "runtime.progress")
+    )
 
 
 def _check_reusable(cfgs: Sequence[RunConfig]) -> None:

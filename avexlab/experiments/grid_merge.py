@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,8 @@ import polars as pl
 
 from avexlab.errors import ConfigError, DataNotFoundError, expected_found
 from avexlab.fsutil import atomic_write
+
+from .grid import dict_diff
 
 __all__ = ["merge_grids"]
 
@@ -108,8 +109,7 @@ def merge_grids(parts: Sequence[str | Path], out: str | Path, *, weights: bool =
     (out / "eval").mkdir()
     for stem, src_stem in evaluations.items():
         _copy_evaluation(src_stem, out / "eval" / stem, renamed)
-    order = _job_order(records[0], sorted({s for r in records for s in r["profile"]["train_seeds"]}))
-    stems = sorted(evaluations, key=lambda s: order(s))
+    stems = sorted(evaluations, key=_job_order(records[0], out))
     results = pl.concat(
         [pl.read_parquet(out / "eval" / f"{s}.results.parquet") for s in stems], how="diagonal_relaxed"
     )
@@ -157,7 +157,7 @@ def _check_same_grid(parts: list[Path], records: list[dict[str, Any]]) -> None:
     for part, rec in zip(parts[1:], records[1:], strict=True):
         other = design(rec)
         if other != base:
-            diff = _diff(base, other)
+            diff = dict_diff(base, other, limit=3)
             raise ConfigError(
                 expected_found(
                     f"grid-merge part {part}",
@@ -180,20 +180,6 @@ def _check_same_grid(parts: list[Path], records: list[dict[str, Any]]) -> None:
                     )
                 )
             seen[s] = part
-
-
-def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "", limit: int = 3) -> str:
-    found: list[str] = []
-
-    def walk(x: Any, y: Any, key: str) -> None:
-        if isinstance(x, dict) and isinstance(y, dict):
-            for k in sorted(x.keys() | y.keys()):
-                walk(x.get(k), y.get(k), f"{key}.{k}" if key else k)
-        elif x != y:
-            found.append(f"{key}: {x!r} vs {y!r}")
-
-    walk(a, b, prefix)
-    return "; ".join(found[:limit]) + (f"; +{len(found) - limit} more" if len(found) > limit else "")
 
 
 def _evaluations(parts: list[Path], records: list[dict[str, Any]]) -> dict[str, Path]:
@@ -251,21 +237,19 @@ def _copy_evaluation(src: Path, dst: Path, renamed: dict[str, str]) -> None:
     atomic_write(dst.with_suffix(".json"), json.dumps(meta, indent=2, default=str))
 
 
-def _job_order(record: dict[str, Any], seeds: list[int]) -> Any:
-    """Sort key of an evaluation stem in the grid's job order: twins (architecture, seed), runs (cell,
-    seed), then released models in the profile's order."""
-    archs = list(record["profile"]["architectures"])
-    cells = list(record["cells"])
+def _job_order(record: dict[str, Any], out: Path) -> Any:
+    """Sort key of a kept evaluation (its stem in ``out/eval``) in the grid's job order, read from what the
+    evaluation describes: twins (architecture, seed), runs (cell, seed), then released models."""
+    archs, cells = list(record["profile"]["architectures"]), list(record["cells"])
 
     def key(stem: str) -> tuple[int, int, int, str]:
-        m = re.fullmatch(r"(.+)-s(-?\d+)", stem)
-        name, seed = (m.group(1), int(m.group(2))) if m else (stem, 0)
-        twin = name.removesuffix("-random-init")
-        if m and twin != name and twin in archs:
-            return (0, archs.index(twin), seed, "")
-        if m and name in cells:
-            return (1, cells.index(name), seed, "")
-        return (2, 0, 0, stem)
+        described = json.loads((out / "eval" / f"{stem}.json").read_text())["described"]
+        cols, name = described["columns"], described["name"]
+        if cols["paradigm"] == "random-init":
+            return (0, archs.index(described["arch"]), int(cols["train_seed"]), "")
+        if cols["paradigm"] == "existing":
+            return (2, 0, 0, name)
+        return (1, cells.index(name), int(cols["train_seed"]), "")
 
     return key
 

@@ -102,7 +102,7 @@ def test_merge_refuses_what_is_not_one_grid_before_writing(parts: Path, tmp_path
     rec["profile"]["lr"] = 3e-3
     (other / "grid.json").write_text(json.dumps(rec))
     m = tmp_path / "m"
-    with pytest.raises(ConfigError, match=r"another grid \(profile\.lr: 0\.001 vs 0\.003\)"):
+    with pytest.raises(ConfigError, match=r"another grid \(profile\.lr: 0\.001 -> 0\.003\)"):
         merge_grids([parts / "a", other], m)
     with pytest.raises(ConfigError, match="seed 0 in both"):
         merge_grids([parts / "a", parts / "a"], m)

@@ -506,8 +506,10 @@ def _with_intervals(results: Any, intervals: Any) -> tuple[Any, list[str]]:
     items and seeds) and a warning per dataset whose test split is too small to tell encoders apart."""
     import polars as pl
 
+    from avexlab.frames import exact_mean
+
     mean = results.group_by("dataset", "method", "metric", maintain_order=True).agg(
-        pl.col("value").mean(), pl.col("n").max()
+        exact_mean("value"), pl.col("n").max()
     )
     if intervals is None or intervals.height == 0:
         return mean.with_columns(pl.lit("").alias("95% CI")).select(

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import plotly.graph_objects as go
 import polars as pl
 
+from avexlab.frames import exact_mean
+
 __all__ = ["learning_curves_figure", "reliability_figure"]
 
 
@@ -56,8 +58,8 @@ def learning_curves_figure(
     agg = (
         curves.group_by("strategy", "round")
         .agg(
-            pl.col("labels").mean(),
-            pl.col("macro_auc").mean().alias("mean"),
+            exact_mean("labels"),
+            exact_mean("macro_auc").alias("mean"),
             pl.col("macro_auc").min().alias("lo"),
             pl.col("macro_auc").max().alias("hi"),
         )

@@ -22,6 +22,7 @@ import polars as pl
 
 from avexlab.data.published import PAPER_SOURCE
 from avexlab.errors import ConfigError, EvaluationError, expected_found
+from avexlab.frames import exact_mean, exact_sum
 
 __all__ = [
     "ABLATION_FACTORS",
@@ -105,7 +106,7 @@ def paper_table(results: pl.DataFrame) -> pl.DataFrame:
                 & (pl.col("metric") == metric)
             )
             .group_by("encoder")
-            .agg(pl.col("value").mean().alias(col))
+            .agg(exact_mean("value").alias(col))
         )
         out = out.join(cell, on="encoder", how="left")
     return out
@@ -132,7 +133,7 @@ def ood_report(results: pl.DataFrame) -> pl.DataFrame:
         )
     wide = (
         res.group_by([*keys, "domain"])
-        .agg(pl.col("value").mean())
+        .agg(exact_mean("value"))
         .pivot(on="domain", index=keys, values="value")
     )
     if "focal" not in wide.columns or "soundscape" not in wide.columns:
@@ -267,7 +268,7 @@ def ablation_view(results: pl.DataFrame, factor: AblationFactor) -> pl.DataFrame
     twins = (
         res.filter(pl.col("checkpoint") == "random-init")
         .group_by(keys)
-        .agg(pl.col("value").mean().alias("twin_value"))
+        .agg(exact_mean("value").alias("twin_value"))
     )
     both = trained.join(twins, on=keys, how="inner")
     cols = list(dict.fromkeys([factor, "encoder", *keys]))
@@ -297,7 +298,7 @@ def ablation_table(results: pl.DataFrame, factor: AblationFactor) -> pl.DataFram
                 & (pl.col("metric") == metric)
             )
             .group_by(factor, "model")
-            .agg(pl.col("value").mean().alias(col))
+            .agg(exact_mean("value").alias(col))
         )
         out = out.join(cell, on=[factor, "model"], how="left")
     measured = [c for c in paper_columns() if out[c].null_count() < out.height]
@@ -339,11 +340,11 @@ def cells_vs_twins(results: pl.DataFrame) -> pl.DataFrame:
         )
     twin_meta = twin_res.select("encoder", "architecture").unique(subset=["encoder"], maintain_order=True)
     twin_rows = paper_table(twin_res).join(twin_meta, on="encoder", how="left", maintain_order="left")
-    twins = twin_rows.group_by("architecture").agg(pl.col(c).mean().alias(f"{c} (twin)") for c in cols)
+    twins = twin_rows.group_by("architecture").agg(exact_mean(c).alias(f"{c} (twin)") for c in cols)
     # leave-one-out: each twin against the mean of the architecture's other twins
     n = pl.len().over("architecture")
     loo = twin_rows.with_columns(
-        (pl.col(c) - (pl.col(c).sum().over("architecture") - pl.col(c)) / (n - 1)).alias(c) for c in cols
+        (pl.col(c) - (exact_sum(c).over("architecture") - pl.col(c)) / (n - 1)).alias(c) for c in cols
     ).filter(n > 1)
     spread = loo.group_by("architecture").agg(pl.mean_horizontal(cols).abs().max().alias("twin_spread"))
     cells = (

@@ -27,6 +27,7 @@ from avexlab.data.manifest import manifest_hash, read_manifest, validate_manifes
 from avexlab.data.schema import COLUMNS, EVENT_SCHEMA, SCHEMA
 from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, DataNotFoundError, expected_found
+from avexlab.frames import exact_sum
 from avexlab.synth.config import (
     KNOBS,
     SWEEP_KNOBS,
@@ -477,7 +478,7 @@ class World:
             .agg(
                 pl.len().alias("clips"),
                 pl.col("labels").explode().drop_nulls().n_unique().alias("classes"),
-                ((pl.col("end_s") - pl.col("start_s")).sum() / 3600.0).alias("hours"),
+                (exact_sum(pl.col("end_s") - pl.col("start_s")) / 3600.0).alias("hours"),
             )
             .sort(
                 "suite",

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from avexlab.errors import ConfigError, EvaluationError, expected_found
+from avexlab.frames import exact_mean, exact_std
 from avexlab.viz.spectrogram import EventsLike, SpecKind, as_events, compute_spectrogram, hz_to_mel
 
 # Category colours of embedding maps, set on each trace so that a notebook's plotly theme (marimo's cycles
@@ -329,8 +330,8 @@ def _summarise(results: pl.DataFrame, keys: list[str], value: str) -> pl.DataFra
     return (
         results.group_by(keys, maintain_order=True)
         .agg(
-            pl.col(value).mean().alias("mean"),
-            pl.col(value).std().fill_null(0.0).alias("std"),
+            exact_mean(value).alias("mean"),
+            exact_std(value).fill_null(0.0).alias("std"),
             pl.len().alias("runs"),
         )
         .sort(keys)
@@ -506,8 +507,8 @@ def faceted_bars(
             )
         )
     table = long.group_by(facet, x, color, maintain_order=True).agg(
-        pl.col(value).mean().alias("mean"),
-        pl.col(value).std().fill_null(0.0).alias("std"),
+        exact_mean(value).alias("mean"),
+        exact_std(value).fill_null(0.0).alias("std"),
         pl.len().alias("rows"),
     )
     panels = table[facet].unique(maintain_order=True).to_list()

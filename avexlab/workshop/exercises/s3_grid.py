@@ -7,6 +7,8 @@ from typing import Any
 
 import polars as pl
 
+from avexlab.frames import exact_mean
+
 from .base import Exercise, Mistake, run_cases
 
 MIX_ARCHITECTURE = "beats"
@@ -40,7 +42,7 @@ def _mix_reference(course: Any) -> frozenset[str]:
         & (pl.col("method") == "probe")
         & (pl.col("metric") == "accuracy")
     )
-    per_mix = res.group_by("mix").agg(pl.col("value").mean())
+    per_mix = res.group_by("mix").agg(exact_mean("value"))
     top = per_mix["value"].max()
     return frozenset(per_mix.filter(pl.col("value") == top)["mix"].to_list())
 

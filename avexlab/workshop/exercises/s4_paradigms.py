@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from avexlab.frames import exact_mean
+
 from .base import Exercise, Mistake
 
 SHOTS = 2
@@ -85,13 +87,13 @@ def _fewshot_drops_eval(manifest, k, seed):  # noqa: ANN001, ANN202
 
 # ------------------------------------------------------------------------------------ s4-best-paradigm
 def _paradigm_reference(course: Any) -> frozenset[str]:
-    per = course.fewshot().filter(pl.col("shots") == SHOTS).group_by("encoder").agg(pl.col("accuracy").mean())
+    per = course.fewshot().filter(pl.col("shots") == SHOTS).group_by("encoder").agg(exact_mean("accuracy"))
     top = per["accuracy"].max()
     return frozenset(per.filter(pl.col("accuracy") == top)["encoder"].to_list())
 
 
 def _paradigm_solution(course: Any) -> str:
-    curve = course.fewshot().group_by("encoder", "shots").agg(pl.col("accuracy").mean())  # the plotted curve
+    curve = course.fewshot().group_by("encoder", "shots").agg(exact_mean("accuracy"))  # the plotted curve
     return str(curve.filter(pl.col("shots") == SHOTS).sort("accuracy", descending=True)["encoder"][0])
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from avexlab.frames import exact_mean
+
 from .base import Exercise, Mistake, number
 
 GAP_ENCODER = "sl"
@@ -38,7 +40,7 @@ def snr_drop(course: Any) -> pl.DataFrame:
     ``drop`` > 0 means the encoder lost that much when the calls got quieter."""
     sw = course.sweep().filter((pl.col("method") == "probe") & (pl.col("metric") == "map"))
     lo, hi = sw["knob_value"].min(), sw["knob_value"].max()
-    per = sw.group_by("encoder", "knob_value").agg(pl.col("value").mean())
+    per = sw.group_by("encoder", "knob_value").agg(exact_mean("value"))
     wide = per.pivot(on="knob_value", index="encoder", values="value")
     return wide.select("encoder", (pl.col(str(hi)) - pl.col(str(lo))).alias("drop")).sort("encoder")
 

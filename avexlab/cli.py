@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from avexlab.errors import AvexlabError
+from avexlab.errors import AvexlabError, ConfigError, expected_found
 
 app = typer.Typer(
     help="avexlab: a workbench for animal-vocalization encoders (AVEX, ICLR 2026).",
@@ -702,6 +702,61 @@ def grid_merge(
     except AvexlabError as err:
         _fail(err)
     typer.echo(f"merged grid written to {path}")
+
+
+@app.command()
+def choose(
+    setting: Annotated[
+        str,
+        typer.Argument(
+            help="KEY=V1,V2,...: a run config key and its candidate values, e.g. optim.lr=3e-4,1e-3,3e-3."
+        ),
+    ],
+    cells: Annotated[
+        str,
+        typer.Option(
+            help="sl or ssl cells to train per value, comma-separated, e.g. beats-all-sl,eat-all-ssl."
+        ),
+    ],
+    world: Annotated[Path, typer.Option(help="A rendered world folder (rendered there when missing).")],
+    out: Annotated[Path, typer.Option(help="Folder for the runs, validation.parquet and choice.json.")],
+    profile: Annotated[str, typer.Option(help="Grid profile whose cells are trained.")] = "quick",
+    train_seed: Annotated[int, typer.Option(help="Training seed of every run.")] = 0,
+    tie: Annotated[
+        float,
+        typer.Option(
+            help="Another value replaces the one in use only when its mean is more than this above."
+        ),
+    ] = 0.0,
+) -> None:
+    """Choose a training setting on validation suites (never the test columns): train the cells once per
+    value, score them on validation, keep the value in use unless another beats it (choice.json says how).
+    Resumable: finished runs and their scores are reused."""
+    from avexlab.config import parse_override_value
+    from avexlab.experiments.selection import choose_setting
+
+    key, eq, text = setting.partition("=")
+    values = [parse_override_value(v.strip()) for v in text.split(",") if v.strip()]
+    try:
+        if not eq or not key.strip() or len(values) < 2:
+            raise ConfigError(
+                expected_found(
+                    "avexlab choose SETTING", "KEY=V1,V2,... with two values or more", repr(setting), ""
+                )
+            )
+        names = [c.strip() for c in cells.split(",") if c.strip()]
+        record = choose_setting(
+            profile, key.strip(), values, names, out, world_dir=world, train_seed=train_seed, tie=tie
+        )
+    except AvexlabError as err:
+        _fail(err)
+    import polars as pl
+
+    print_table(pl.read_parquet(out / "validation.parquet"), title="validation scores per value and cell")
+    print_table(pl.DataFrame(record["means"]), title="mean over cells")
+    typer.echo(
+        f"{record['setting']}: in use {record['current']}, chosen {record['chosen']} ({out / 'choice.json'})"
+    )
 
 
 @app.command()

@@ -54,6 +54,7 @@ __all__ = [
     "grid_configs",
     "profile_with_sets",
     "random_init",
+    "run_finished",
 ]
 
 SSL_OBJECTIVE = {"beats": "beats_ssl", "eat": "eat_ssl"}
@@ -346,7 +347,7 @@ def _split_set(item: str) -> tuple[str, str, Any]:
     return target.strip(), key.strip(), parse_override_value(value)
 
 
-def _finished(cfg: RunConfig) -> bool:
+def run_finished(cfg: RunConfig) -> bool:
     """A run is finished when its encoder, its weights and all its steps are there. A run folder kept
     without its weights (a merged grid's record, :func:`avexlab.experiments.grid_merge.merge_grids`) is
     trained again."""
@@ -525,11 +526,11 @@ def _train_all(
 ) -> None:
     """Train every unfinished run; a run whose ``model.init_checkpoint`` is another run of the grid starts
     once that one has finished. ``workers`` > 1: that many runs at a time in spawned processes."""
-    todo = [c for c in cfgs if not _finished(c)]
+    todo = [c for c in cfgs if not run_finished(c)]
     bar = _bar(progress, len(cfgs), "train")
     bar.update(len(cfgs) - len(todo))
     in_grid = {str(c.runtime.out_dir) for c in cfgs}
-    done: set[str] = {str(c.runtime.out_dir) for c in cfgs if _finished(c)}
+    done: set[str] = {str(c.runtime.out_dir) for c in cfgs if run_finished(c)}
 
     def ready(c: RunConfig) -> bool:
         parent = None if c.model.init_checkpoint is None else str(c.model.init_checkpoint)
@@ -838,7 +839,7 @@ def _check_reusable(cfgs: Sequence[RunConfig]) -> None:
     from avexlab.config import config_hash, load_config
     from avexlab.train.provenance import checkpoint_fingerprint
 
-    finished = {Path(c.runtime.out_dir): _finished(c) for c in cfgs}
+    finished = {Path(c.runtime.out_dir): run_finished(c) for c in cfgs}
     problems = []
     for c in cfgs:
         run = Path(c.runtime.out_dir)

@@ -9,6 +9,8 @@ rate) is made on.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,8 +21,10 @@ import numpy as np
 import polars as pl
 
 from avexlab.data.suite import Suite
+from avexlab.errors import ConfigError, expected_found
+from avexlab.frames import exact_mean
 
-__all__ = ["compare_on_validation", "validation_scores", "validation_suite"]
+__all__ = ["choose", "compare_on_validation", "validation_scores", "validation_suite"]
 
 
 def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> Suite:
@@ -79,35 +83,62 @@ def compare_on_validation(
     """Train each ``(arch, mix, paradigm)`` of ``cells`` (``sl`` or ``ssl``) under each candidate setting
     (name -> dotted config keys set on top of the profile's, e.g. ``{"optim.lr": 3e-3}``) and score it on the
     validation suites of the world: ``candidate, cell, <columns>, mean``. Runs land in
-    ``out/<candidate>/<cell>`` and are reused when finished (a rerun only evaluates)."""
+    ``out/<candidate>/<cell>/seed-<s>``; a finished run is not trained again, and its scores are kept in
+    ``validation.json`` beside it (reused while the evaluation settings are the same), so the comparison
+    resumes per (candidate, cell) and several processes can share ``out`` with disjoint cells."""
     from dataclasses import replace as dc_replace
 
     from avexlab.evaluate.spec import EvalSpec
+    from avexlab.fsutil import atomic_write
+    from avexlab.models.checkpoints import load_encoder
 
-    from .grid import cell_config, cell_name
+    from .grid import cell_config, cell_name, run_finished
     from .worlds import open_world, train_run
 
+    for arch, mix, paradigm in cells:
+        if paradigm not in ("sl", "ssl"):
+            raise ConfigError(
+                expected_found(
+                    "a cell to compare settings on",
+                    "an sl or ssl cell (sl-ssl and sl-equal start from another run)",
+                    cell_name(arch, mix, paradigm),
+                    "Compare on the sl and ssl cells; their choice carries over to the cells built on them.",
+                )
+            )
     world = open_world(profile.world_preset, world_seed, world_dir)
     spec = EvalSpec(
         probe_epochs=profile.probe_epochs,
         probe_recipe=profile.probe_recipe,  # type: ignore[arg-type]
         probe_seeds=tuple(profile.probe_seeds),
     )
+    spec_key = {
+        "probe_epochs": spec.probe_epochs,
+        "probe_recipe": spec.probe_recipe,
+        "probe_seeds": list(spec.probe_seeds),
+        "fraction": 0.25,
+    }
     rows = []
     for name, overrides in candidates.items():
         prof = dc_replace(profile, overrides={**profile.overrides, **overrides})
         for arch, mix, paradigm in cells:
-            if paradigm not in ("sl", "ssl"):
-                raise ValueError(f"compare_on_validation trains sl or ssl cells, found {paradigm!r}")
             cfg = cell_config(
                 prof, arch, mix, paradigm, train_seed, Path(out) / name, world_seed, Path(world_dir)
             )
             run = Path(cfg.runtime.out_dir)
-            if not (run / "encoder.json").is_file():
+            cached = run / "validation.json"
+            if not run_finished(cfg):
                 train_run(cfg, world=world)
-            from avexlab.models.checkpoints import load_encoder
-
-            score = validation_scores(load_encoder(run), list(world.suites.values()), spec)
+                cached.unlink(missing_ok=True)
+            kept = json.loads(cached.read_text()) if cached.is_file() else None
+            if kept is not None and kept.get("spec") == spec_key:
+                score = pl.DataFrame([kept["scores"]])
+            else:
+                score = validation_scores(load_encoder(run), list(world.suites.values()), spec).drop(
+                    "encoder"
+                )
+                atomic_write(
+                    cached, json.dumps({"spec": spec_key, "scores": score.row(0, named=True)}, indent=1)
+                )
             rows.append(
                 score.with_columns(
                     pl.lit(name).alias("candidate"), pl.lit(cell_name(arch, mix, paradigm)).alias("cell")
@@ -115,3 +146,118 @@ def compare_on_validation(
             )
     table = pl.concat(rows, how="diagonal_relaxed")
     return table.select("candidate", "cell", pl.exclude("candidate", "cell", "encoder"))
+
+
+def choose(table: pl.DataFrame, *, current: str, tie: float = 0.0) -> tuple[str, pl.DataFrame]:
+    """The rule a comparison is decided by, written before it runs: the candidate with the highest mean
+    over cells of the validation ``mean``; a candidate beats ``current`` (the setting in use) only by more
+    than ``tie``. Returns the chosen candidate and ``candidate, cells, mean, vs_current`` (best first).
+    Every candidate must have been scored on the same cells."""
+    cells = table.group_by("candidate").agg(pl.col("cell").sort().alias("cells"))
+    if cells["cells"].n_unique() != 1:
+        raise ConfigError(
+            expected_found(
+                "a comparison of candidates on the same cells",
+                "the same cells for every candidate",
+                str({c: list(v) for c, v in cells.iter_rows()}),
+                "Run the comparison over the missing cells (finished runs are reused).",
+            )
+        )
+    per = table.group_by("candidate").agg(pl.len().alias("cells"), exact_mean("mean").alias("mean"))
+    if current not in per["candidate"].to_list():
+        raise ConfigError(
+            expected_found(
+                "the current setting among the candidates",
+                current,
+                str(per["candidate"].to_list()),
+                "Add the setting in use to the candidates: the rule compares with it.",
+            )
+        )
+    base = per.filter(pl.col("candidate") == current)["mean"].item()
+    per = per.with_columns((pl.col("mean") - base).alias("vs_current")).sort(
+        ["mean", "candidate"], descending=[True, False]
+    )
+    best = per.row(0, named=True)
+    chosen = best["candidate"] if best["vs_current"] > tie else current
+    return chosen, per
+
+
+def choose_setting(
+    profile: Any,
+    key: str,
+    values: Sequence[Any],
+    cells: Sequence[str],
+    out: str | Path,
+    *,
+    world_dir: str | Path,
+    world_seed: int = 0,
+    train_seed: int = 0,
+    tie: float = 0.0,
+) -> dict[str, Any]:
+    """Choose the value of config ``key`` (e.g. ``optim.lr``) among ``values`` on the validation suites,
+    by :func:`choose`'s rule, training ``cells`` (names ``<arch>-<mix>-<paradigm>``, sl or ssl) once per
+    value with ``profile``. The value the profile uses now must be among ``values``. Writes
+    ``out/validation.parquet`` (one row per value and cell) and ``out/choice.json`` (the setting, the
+    rule, the means, the choice and provenance) and returns the latter."""
+    import datetime as dt
+
+    from avexlab.train.provenance import git_commit, package_versions
+
+    from .grid import cell_config, resolve_profile
+
+    prof = resolve_profile(profile)
+    parsed = []
+    for cell in cells:
+        parts = cell.split("-", 2)
+        if len(parts) != 3:
+            raise ConfigError(
+                expected_found("a cell name", "<arch>-<mix>-<paradigm>, e.g. beats-all-ssl", repr(cell), "")
+            )
+        parsed.append((parts[0], parts[1], parts[2]))
+    probe = cell_config(prof, *parsed[0], train_seed, Path(out), world_seed, Path(world_dir))
+    node: Any = probe
+    for part in key.split("."):
+        if not hasattr(node, part):
+            raise ConfigError(
+                expected_found("a config key", "a dotted key of a run's config.yaml, e.g. optim.lr", key, "")
+            )
+        node = getattr(node, part)
+    current = node
+    if current not in list(values):
+        raise ConfigError(
+            expected_found(
+                f"the value of {key} in use among the candidates",
+                repr(current),
+                repr(list(values)),
+                "Add it: the rule keeps the setting in use unless another beats it on validation.",
+            )
+        )
+    names = {f"{key}={v}": {key: v} for v in values}
+    table = compare_on_validation(
+        prof, parsed, names, out, world_dir=world_dir, world_seed=world_seed, train_seed=train_seed
+    )
+    chosen, per = choose(table, current=f"{key}={current}", tie=tie)
+    record = {
+        "setting": key,
+        "values": list(values),
+        "current": current,
+        "chosen": names[chosen][key],
+        "rule": (
+            f"the value with the highest mean over cells of the validation mean (the paper columns measured on "
+            f"validation suites, which never read a test split); another value replaces the one in use only "
+            f"when it is more than {tie} above it"
+        ),
+        "cells": list(cells),
+        "train_seed": train_seed,
+        "profile": {k: v for k, v in dataclasses.asdict(prof).items() if k != "choices"},
+        "world": {"preset": prof.world_preset, "seed": world_seed, "dir": str(world_dir)},
+        "means": per.to_dicts(),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git": git_commit(),
+        "packages": package_versions(),
+    }
+    from avexlab.fsutil import atomic_write
+
+    atomic_write(Path(out) / "validation.parquet", lambda t: table.write_parquet(t))
+    atomic_write(Path(out) / "choice.json", json.dumps(record, indent=1, default=str))
+    return record

@@ -25,7 +25,7 @@ def _():
         ablation_view,
     )
     from avexlab.experiments.findings import evaluate_findings, findings_prose
-    from avexlab.experiments.grid import GRID_PROFILES, grid, grid_configs
+    from avexlab.experiments.grid import GRID_PROFILES, grid, grid_configs, grid_cost
     from avexlab.viz.figures import faceted_bars, interval_figure
     from avexlab.viz.notebook import GRID_PROFILE_OF_SCALE, SCALES, catch_user_error, default_scale
 
@@ -50,6 +50,7 @@ def _():
         findings_prose,
         grid,
         grid_configs,
+        grid_cost,
         interval_figure,
         items_path,
         json,
@@ -129,6 +130,7 @@ def _(
     Path,
     catch_user_error,
     grid,
+    grid_cost,
     items_path,
     json,
     load_results,
@@ -205,14 +207,16 @@ def _(
         f"{_probe}."
     )
     _cost = (record or {}).get("cost") or {}
-    if "training_wall_s" in _cost:
+    _total = grid_cost(record or {})
+    if _total["training_wall_s"] is not None:
         _runs = [r["wall_s"] for r in _cost.get("runs", []) if r.get("wall_s") is not None]
         _cost_md = (
-            f" Its cost (`grid.json`): {_cost['training_wall_s'] / 60:.1f} min of training wall time "
+            f" Its cost (`grid.json`, {_total['sittings']} sitting(s) added): "
+            f"{_total['training_wall_s'] / 60:.1f} min of training wall time "
             f"({sum(_runs) / 60:.1f} min summed over {len(_runs)} runs)"
             + (
-                f" and {_cost['evaluation_wall_s'] / 60:.1f} min of evaluation"
-                if "evaluation_wall_s" in _cost
+                f" and {_total['evaluation_wall_s'] / 60:.1f} min of evaluation"
+                if _total["evaluation_wall_s"] is not None
                 else ""
             )
             + f", {_cost.get('workers', 1)} worker(s) on {_cost.get('cpu_count', '?')} CPU cores."

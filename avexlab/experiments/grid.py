@@ -52,6 +52,7 @@ __all__ = [
     "cell_objectives",
     "grid",
     "grid_configs",
+    "grid_cost",
     "profile_with_sets",
     "random_init",
     "run_finished",
@@ -173,8 +174,9 @@ QUICK_CHOICES: dict[str, str] = {
     "train_seeds": "rule: 3, the least the findings' intervals need; more would not fit the cost target",
     "probe_seeds": "rule: 3, likewise",
     "warmup_steps": "rule: 5% of the sl and ssl steps (160), rounded: 8",
-    "lr": "kept from the previous profile (1e-3); not tuned (a comparison of 1e-3 and 3e-3 on the validation "
-    "suites, experiments.selection.compare_on_validation, was not run in the time available)",
+    "lr": "chosen on validation by a rule fixed before the run (avexlab choose optim.lr=0.0003,0.001,0.003 over "
+    "the five sl and ssl cells of the all mix, training seed 0, --tie 0.01; results/choices/lr/choice.json): "
+    "1e-3 kept, 3e-3 tied it (-0.0001 on the mean over cells) and 3e-4 was 0.004 below",
     "batch_size, clip_s": "kept from the previous profile (16 crops of 5 s, the world's clip length); not "
     "tuned",
     "objective.eat.clones": "kept from the previous profile (4 masked clones per clip, EAT's 16 at a quarter "
@@ -426,7 +428,8 @@ def grid(
     ``objective``, ``ssl_objective``, ``ssl_examples``, ``sl_examples``), ``out/items.parquet`` (the
     per-item outcomes, :data:`avexlab.evaluate.stats.ITEM_SCHEMA`, that intervals and findings resample)
     and ``out/grid.json`` (profile and how its settings were chosen, cells, skipped cells, the world, and
-    the cost: wall time of every run and evaluation). ``seed``: the world's seed. ``world``: a folder for
+    the cost: wall time of every run and evaluation; what earlier sittings in the folder cost, and the
+    parts it was merged from, under ``earlier``). ``seed``: the world's seed. ``world``: a folder for
     the rendered world (default ``out/world``; reused when it holds the profile's world). ``workers``:
     training runs (ready ones, an ``sl-ssl`` after its parent) and then encoder evaluations in parallel
     processes, each with ``cpu_count // workers`` torch threads. Returns the path of ``results.parquet``
@@ -460,6 +463,9 @@ def grid(
         "world": {k: world_obj.meta.get(k) for k in GRID_WORLD_KEYS},
         "cost": {"world_open_s": round(render_s, 3), "workers": workers, "cpu_count": os.cpu_count()},
     }
+    earlier = _earlier_sittings(out / "grid.json")
+    if earlier:
+        record["earlier"] = earlier
     t0 = time.perf_counter()
     _train_all(cfgs, wdir, prof, seed, workers, progress)
     record["cost"]["training_wall_s"] = round(time.perf_counter() - t0, 3)
@@ -473,6 +479,43 @@ def grid(
     record["cost"]["evaluations"] = evals
     _write_record(out, record)
     return out / "results.parquet"
+
+
+def grid_cost(record: dict[str, Any]) -> dict[str, Any]:
+    """What a grid folder cost over all its sittings, from its ``grid.json`` record: ``training_wall_s`` and
+    ``evaluation_wall_s`` summed over this sitting, the earlier ones (``earlier``) and those of the parts it
+    was merged from, and ``sittings``, how many were added. A rerun that reused everything adds its few
+    seconds; the sittings that trained and evaluated are not lost."""
+    costs = [e["cost"] for e in record.get("earlier", []) if "cost" in e]
+    costs += [record["cost"]] if "cost" in record else []
+    for c in list(costs):
+        for part in c.get("parts", []):
+            costs += [e["cost"] for e in part.get("earlier", []) if "cost" in e]
+    total = {"sittings": len(costs)}
+    for key in ("training_wall_s", "evaluation_wall_s"):
+        total[key] = round(sum(c.get(key, 0.0) for c in costs), 3) if any(key in c for c in costs) else None
+    return total
+
+
+def _earlier_sittings(path: Path) -> list[dict[str, Any]]:
+    """What the folder's previous ``grid.json`` recorded of how it was made (its cost, the parts it was
+    merged from, its own earlier sittings), oldest first: a resumed or repeated grid measures only what this
+    sitting did, so without these the cost of the sitting that trained and evaluated would be lost."""
+    if not path.is_file():
+        return []
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            expected_found(
+                "the grid folder's record of earlier sittings",
+                "a readable grid.json",
+                f"{path}: {err}",
+                "Restore it from version control or move it away (its cost record would be lost).",
+            )
+        ) from err
+    kept = {k: prev[k] for k in ("cost", "merged_from", "weights") if k in prev}
+    return [*prev.get("earlier", []), kept] if kept else list(prev.get("earlier", []))
 
 
 def _write_record(out: Path, record: dict[str, Any]) -> None:

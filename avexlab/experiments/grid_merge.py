@@ -267,7 +267,7 @@ def _merged_record(parts: list[Path], records: list[dict[str, Any]], weights: bo
     )
     costs = [r["cost"] for r in records]
     return {
-        **base,
+        **{k: v for k, v in base.items() if k != "earlier"},
         "profile": {**base["profile"], "train_seeds": seeds, "existing": existing},
         "runs": runs,
         "merged_from": [
@@ -283,6 +283,9 @@ def _merged_record(parts: list[Path], records: list[dict[str, Any]], weights: bo
             "cpu_count": base["cost"].get("cpu_count"),
             "runs": [row for c in costs for row in c.get("runs", [])],
             "evaluations": [row for c in costs for row in c.get("evaluations", [])],
-            "parts": [{"part": str(p), **c} for p, c in zip(parts, costs, strict=True)],
+            "parts": [
+                {"part": str(p), **c, **({"earlier": r["earlier"]} if r.get("earlier") else {})}
+                for p, c, r in zip(parts, costs, records, strict=True)
+            ],
         },
     }

@@ -155,8 +155,9 @@ def test_smoke_grid_with_seeds_budgets_items_and_resume(tmp_path: Path) -> None:
     weights = (cell / "seed-0" / "checkpoint.safetensors").read_bytes()
     again = grid("smoke", workers=2, **kw)
     assert pl.read_parquet(again).equals(res)
-    evals = json.loads((tmp_path / "grid" / "grid.json").read_text())["cost"]["evaluations"]
-    assert all(e["reused"] for e in evals)
+    rec = json.loads((tmp_path / "grid" / "grid.json").read_text())
+    assert all(e["reused"] for e in rec["cost"]["evaluations"])
+    assert rec["earlier"] == [{"cost": info["cost"]}], "the first sitting's cost survives the second"
     assert (cell / "seed-0" / "checkpoint.safetensors").read_bytes() == weights
     # a third training seed: only its run and its twin are new
     grid("smoke", **{**kw, "train_seeds": (0, 1, 2)})

@@ -37,7 +37,7 @@ def test_merged_seed_folders_are_one_grid_that_resumes_as_it(parts: Path, tmp_pa
     from typer.testing import CliRunner
 
     from avexlab.cli import app
-    from avexlab.experiments.grid import grid
+    from avexlab.experiments.grid import grid, grid_cost
     from avexlab.experiments.grid_merge import merge_grids
 
     m = tmp_path / "m"
@@ -69,7 +69,15 @@ def test_merged_seed_folders_are_one_grid_that_resumes_as_it(parts: Path, tmp_pa
     weights = {p: p.read_bytes() for p in m.rglob("checkpoint.safetensors")}
     assert len(weights) == 4
     again = grid("smoke", out=m, world=parts / "world", train_seeds=(0, 1), **KW)
-    assert all(e["reused"] for e in json.loads((m / "grid.json").read_text())["cost"]["evaluations"])
+    rerun = json.loads((m / "grid.json").read_text())
+    assert all(e["reused"] for e in rerun["cost"]["evaluations"])
+    kept = {k: rec[k] for k in ("cost", "merged_from", "weights")}
+    assert rerun["earlier"] == [kept] and "merged_from" not in rerun, "how the folder was made is kept"
+    total = grid_cost(rerun)  # what the folder cost: the parts' sittings and this one
+    assert total["sittings"] == 2
+    assert total["training_wall_s"] == round(
+        rec["cost"]["training_wall_s"] + rerun["cost"]["training_wall_s"], 3
+    )
     assert {p: p.read_bytes() for p in weights} == weights
     assert _rows(again, m).equals(rows)
 

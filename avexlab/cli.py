@@ -4,6 +4,7 @@ notebooks and the Python API call); heavy modules are imported inside the comman
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -752,8 +753,22 @@ def choose(
         _fail(err)
     import polars as pl
 
-    print_table(pl.read_parquet(out / "validation.parquet"), title="validation scores per value and cell")
-    print_table(pl.DataFrame(record["means"]), title="mean over cells")
+    from avexlab.experiments.selection import TWIN
+
+    table = pl.read_parquet(out / "validation.parquet").filter(pl.col("candidate") != TWIN)
+    wide = table.pivot(on="candidate", index="cell", values="mean").rename(
+        {f"{record['setting']}={v}": str(v) for v in record["values"]}
+    )
+    arch = pl.col("cell").str.split("-").list.first()
+    wide = wide.with_columns(arch.replace_strict(record["twins"], default=None).alias(TWIN))
+    print_table(
+        wide,
+        title=f"validation mean per cell and {record['setting']} (columns: {out / 'validation.parquet'})",
+    )
+    means = pl.DataFrame(record["means"]).with_columns(
+        pl.col("candidate").str.replace(f"^{re.escape(record['setting'])}=", "")
+    )
+    print_table(means.rename({"candidate": record["setting"]}), title="mean over cells")
     typer.echo(
         f"{record['setting']}: in use {record['current']}, chosen {record['chosen']} ({out / 'choice.json'})"
     )

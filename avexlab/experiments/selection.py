@@ -24,7 +24,9 @@ from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, expected_found
 from avexlab.frames import exact_mean
 
-__all__ = ["choose", "compare_on_validation", "validation_scores", "validation_suite"]
+TWIN = "random-init"
+
+__all__ = ["TWIN", "choose", "compare_on_validation", "validation_scores", "validation_suite"]
 
 
 def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> Suite:
@@ -79,20 +81,23 @@ def compare_on_validation(
     world_dir: str | Path,
     world_seed: int = 0,
     train_seed: int = 0,
+    twins: bool = True,
 ) -> pl.DataFrame:
     """Train each ``(arch, mix, paradigm)`` of ``cells`` (``sl`` or ``ssl``) under each candidate setting
     (name -> dotted config keys set on top of the profile's, e.g. ``{"optim.lr": 3e-3}``) and score it on the
     validation suites of the world: ``candidate, cell, <columns>, mean``. Runs land in
     ``out/<candidate>/<cell>/seed-<s>``; a finished run is not trained again, and its scores are kept in
     ``validation.json`` beside it (reused while the evaluation settings are the same), so the comparison
-    resumes per (candidate, cell) and several processes can share ``out`` with disjoint cells."""
+    resumes per (candidate, cell) and several processes can share ``out`` with disjoint cells. With
+    ``twins``, the random-init twin of each architecture (the training seed's initialisation) is scored
+    too, as candidate ``random-init`` and cell ``<arch>-random-init``: the floor a setting has to clear."""
     from dataclasses import replace as dc_replace
 
     from avexlab.evaluate.spec import EvalSpec
     from avexlab.fsutil import atomic_write
     from avexlab.models.checkpoints import load_encoder
 
-    from .grid import cell_config, cell_name, run_finished
+    from .grid import cell_config, cell_name, random_init, run_finished
     from .worlds import open_world, train_run
 
     for arch, mix, paradigm in cells:
@@ -117,6 +122,16 @@ def compare_on_validation(
         "probe_seeds": list(spec.probe_seeds),
         "fraction": 0.25,
     }
+    suites = list(world.suites.values())
+
+    def scored(cached: Path, key: dict[str, Any], encoder: Any) -> pl.DataFrame:
+        kept = json.loads(cached.read_text()) if cached.is_file() else None
+        if kept is not None and kept.get("spec") == key:
+            return pl.DataFrame([kept["scores"]])
+        score = validation_scores(encoder(), suites, spec).drop("encoder")
+        atomic_write(cached, json.dumps({"spec": key, "scores": score.row(0, named=True)}, indent=1))
+        return score
+
     rows = []
     for name, overrides in candidates.items():
         prof = dc_replace(profile, overrides={**profile.overrides, **overrides})
@@ -125,24 +140,22 @@ def compare_on_validation(
                 prof, arch, mix, paradigm, train_seed, Path(out) / name, world_seed, Path(world_dir)
             )
             run = Path(cfg.runtime.out_dir)
-            cached = run / "validation.json"
             if not run_finished(cfg):
                 train_run(cfg, world=world)
-                cached.unlink(missing_ok=True)
-            kept = json.loads(cached.read_text()) if cached.is_file() else None
-            if kept is not None and kept.get("spec") == spec_key:
-                score = pl.DataFrame([kept["scores"]])
-            else:
-                score = validation_scores(load_encoder(run), list(world.suites.values()), spec).drop(
-                    "encoder"
-                )
-                atomic_write(
-                    cached, json.dumps({"spec": spec_key, "scores": score.row(0, named=True)}, indent=1)
-                )
+                (run / "validation.json").unlink(missing_ok=True)
+            score = scored(run / "validation.json", spec_key, lambda run=run: load_encoder(run))
             rows.append(
                 score.with_columns(
                     pl.lit(name).alias("candidate"), pl.lit(cell_name(arch, mix, paradigm)).alias("cell")
                 )
+            )
+    if twins:
+        for arch in dict.fromkeys(a for a, _, _ in cells):
+            twin = Path(out) / TWIN / arch / f"seed-{train_seed}" / "validation.json"
+            key = {**spec_key, "encoder": f"{arch}:{profile.size}", "init_seed": train_seed}
+            score = scored(twin, key, lambda arch=arch: random_init(arch, profile.size, train_seed))
+            rows.append(
+                score.with_columns(pl.lit(TWIN).alias("candidate"), pl.lit(f"{arch}-{TWIN}").alias("cell"))
             )
     table = pl.concat(rows, how="diagonal_relaxed")
     return table.select("candidate", "cell", pl.exclude("candidate", "cell", "encoder"))
@@ -152,7 +165,8 @@ def choose(table: pl.DataFrame, *, current: str, tie: float = 0.0) -> tuple[str,
     """The rule a comparison is decided by, written before it runs: the candidate with the highest mean
     over cells of the validation ``mean``; a candidate beats ``current`` (the setting in use) only by more
     than ``tie``. Returns the chosen candidate and ``candidate, cells, mean, vs_current`` (best first).
-    Every candidate must have been scored on the same cells."""
+    Every candidate must have been scored on the same cells; random-init twins' rows are not candidates."""
+    table = table.filter(pl.col("candidate") != TWIN)
     cells = table.group_by("candidate").agg(pl.col("cell").sort().alias("cells"))
     if cells["cells"].n_unique() != 1:
         raise ConfigError(
@@ -197,7 +211,8 @@ def choose_setting(
     """Choose the value of config ``key`` (e.g. ``optim.lr``) among ``values`` on the validation suites,
     by :func:`choose`'s rule, training ``cells`` (names ``<arch>-<mix>-<paradigm>``, sl or ssl) once per
     value with ``profile``. The value the profile uses now must be among ``values``. Writes
-    ``out/validation.parquet`` (one row per value and cell) and ``out/choice.json`` (the setting, the
+    ``out/validation.parquet`` (one row per value and cell, and per architecture's random-init twin) and
+    ``out/choice.json`` (the setting, the
     rule, the means, the choice and provenance) and returns the latter."""
     import datetime as dt
 
@@ -252,6 +267,10 @@ def choose_setting(
         "profile": {k: v for k, v in dataclasses.asdict(prof).items() if k != "choices"},
         "world": {"preset": prof.world_preset, "seed": world_seed, "dir": str(world_dir)},
         "means": per.to_dicts(),
+        "twins": {
+            cell.removesuffix(f"-{TWIN}"): mean
+            for cell, mean in table.filter(pl.col("candidate") == TWIN).select("cell", "mean").iter_rows()
+        },
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": git_commit(),
         "packages": package_versions(),

@@ -79,17 +79,24 @@ def test_choose_trains_each_value_scores_it_on_validation_and_resumes(tmp_path: 
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     table = pl.read_parquet(out / "validation.parquet")
-    assert table.height == 2 and set(table["candidate"]) == {"optim.lr=0.001", "optim.lr=0.003"}
+    assert table.height == 3 and set(table["candidate"]) == {
+        "optim.lr=0.001",
+        "optim.lr=0.003",
+        "random-init",
+    }
+    twin = table.filter(pl.col("candidate") == "random-init")
+    assert twin["cell"].to_list() == ["efficientnet-random-init"], "the floor: the architecture's twin"
     record = json.loads((out / "choice.json").read_text())
     assert record["current"] == 0.001 and record["setting"] == "optim.lr"
     chosen, _ = choose(table, current="optim.lr=0.001")
     assert record["chosen"] == {"optim.lr=0.001": 0.001, "optim.lr=0.003": 0.003}[chosen]
+    assert record["twins"] == {"efficientnet": twin["mean"].item()}
     runs = sorted(out.glob("*/efficientnet-all-sl/seed-0"))
     assert len(runs) == 2 and all((r / "validation.json").is_file() for r in runs)
     assert {yaml.safe_load((r / "config.yaml").read_text())["optim"]["lr"] for r in runs} == {0.001, 0.003}
-    stamps = {
-        p: p.stat().st_mtime_ns for r in runs for p in (r / "validation.json", r / "checkpoint.safetensors")
-    }
+    kept = [p for r in runs for p in (r / "validation.json", r / "checkpoint.safetensors")]
+    kept.append(out / "random-init" / "efficientnet" / "seed-0" / "validation.json")
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "nothing trained or evaluated again"

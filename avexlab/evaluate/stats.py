@@ -527,7 +527,7 @@ def cell_intervals(
         "cell-intervals",
         [items],
         settings,
-        ("avexlab.evaluate.stats", "avexlab.evaluate.tables"),
+        ("avexlab.evaluate.stats", "avexlab.evaluate.tables", "avexlab.frames"),
         lambda: _cell_intervals(items, encoders, n_resamples=n_resamples, confidence=confidence, seed=seed),
     )
 

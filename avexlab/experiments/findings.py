@@ -239,7 +239,12 @@ def evaluate_findings(
         "findings",
         [results, items],
         settings,
-        ("avexlab.experiments.findings", "avexlab.evaluate.stats", "avexlab.evaluate.tables"),
+        (
+            "avexlab.experiments.findings",
+            "avexlab.evaluate.stats",
+            "avexlab.evaluate.tables",
+            "avexlab.frames",
+        ),
         lambda: _evaluate_findings(results, items, findings, **settings),
     )
 

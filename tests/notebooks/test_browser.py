@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -182,6 +183,7 @@ def test_ablation_notebook_draws_intervals_chance_lines_twin_bands_and_verdicts(
     from avexlab.evaluate.stats import cell_intervals, effect_interval
     from avexlab.evaluate.tables import PAPER_COLUMNS, ablation_table
     from avexlab.experiments.findings import evaluate_findings, load_grid_tables
+    from avexlab.experiments.grid import grid_cost
 
     results, items = load_grid_tables(small_grid / "results" / "grid" / "results.parquet")
     trained = results.filter(~pl.col("paradigm").is_in(["random-init", "existing"]))["encoder"].unique()
@@ -201,6 +203,8 @@ def test_ablation_notebook_draws_intervals_chance_lines_twin_bands_and_verdicts(
     chance = dict(chance_levels(items).select("column", "chance").iter_rows())
     helps = findings["training_helps"]
     assert helps["verdict"] != "not measured"
+    total = grid_cost(json.loads((small_grid / "results" / "grid" / "grid.json").read_text()))
+    cost = f"{total['sittings']} sitting(s) added): {total['training_wall_s'] / 60:.1f} min of training wall time"
     with (
         serve(NOTEBOOKS / "03_ablations.py", tmp_path / "marimo.log", cwd=small_grid) as url,
         chromium_page() as page,
@@ -219,7 +223,9 @@ def test_ablation_notebook_draws_intervals_chance_lines_twin_bands_and_verdicts(
         page.get_by_text(list(by_paradigm)[-1], exact=True).first.wait_for(timeout=240_000)
         shown = {v: page.get_by_text(v, exact=True).count() for v in by_paradigm}
         not_computed = page.get_by_text("not computed").count()
+        cost_shown = page.get_by_text(cost).count()
         page.screenshot(path=str(tmp_path / "03_ablations.png"), full_page=True)
+    assert cost_shown >= 1, f"the grid's cost over its sittings: {cost!r} not on the page"
     assert all(shown[v] >= n for v, n in by_paradigm.items()) and not not_computed, (shown, not_computed)
     assert f"{helps['verdict']} on this grid" in prose
     assert (

@@ -148,6 +148,13 @@ class EvalSpec:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def result_settings(self) -> dict[str, Any]:
+        """The fields that determine the results (all but where and how the work runs: ``device``,
+        ``cache_dir``, ``progress``): what a kept evaluation's key is made of."""
+        return {
+            k: v for k, v in dataclasses.asdict(self).items() if k not in ("cache_dir", "device", "progress")
+        }
+
     @property
     def seed(self) -> int:
         """The first probe seed: the one that also draws ``max_clips_per_split`` subsets."""

@@ -232,6 +232,16 @@ def cell_name(arch: str, mix: str, paradigm: str) -> str:
     return f"{arch}-{mix}-{paradigm}"
 
 
+def split_cell_name(cell: str) -> tuple[str, str, str]:
+    """``(arch, mix, paradigm)`` of a cell name (:func:`cell_name`; the paradigm may hold a dash: ``sl-ssl``)."""
+    parts = cell.split("-", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(
+            expected_found("a cell name", "<arch>-<mix>-<paradigm>, e.g. beats-all-ssl", repr(cell), "")
+        )
+    return parts[0], parts[1], parts[2]
+
+
 def run_dir_of(out: Path, cell: str, train_seed: int) -> Path:
     """Where the grid trains ``cell`` with ``train_seed``: ``out/<cell>/seed-<s>``."""
     return out / cell / f"seed-{train_seed}"
@@ -304,7 +314,7 @@ def cell_config(
 
 def _paradigm_of(cfg: RunConfig) -> str:
     """The grid paradigm of a cell's config (its run directory's parent is named after the cell)."""
-    return Path(cfg.runtime.out_dir).parent.name.split("-", 2)[2]
+    return split_cell_name(Path(cfg.runtime.out_dir).parent.name)[2]
 
 
 def resolve_profile(profile: str | GridProfile) -> GridProfile:
@@ -516,6 +526,13 @@ def _earlier_sittings(path: Path) -> list[dict[str, Any]]:
         ) from err
     kept = {k: prev[k] for k in ("cost", "merged_from", "weights") if k in prev}
     return [*prev.get("earlier", []), kept] if kept else list(prev.get("earlier", []))
+
+
+def eval_key(described: dict[str, Any]) -> str:
+    """The key a kept evaluation is reused under: a digest of what it describes (format, weights' hash, name,
+    results columns, spec, world, architecture). :func:`avexlab.experiments.grid_merge.merge_grids`
+    recomputes it after renaming paths."""
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _write_record(out: Path, record: dict[str, Any]) -> None:
@@ -798,11 +815,11 @@ def _evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
         "weights": encoder_hash(encoder),
         "name": name,
         "columns": cols,
-        "spec": {k: v for k, v in asdict(spec).items() if k not in ("cache_dir", "device", "progress")},
+        "spec": spec.result_settings(),
         "world": {k: world_obj.meta.get(k) for k in ("world_version", "manifest_sha256", "audio_sha256")},
         "arch": job["arch"],
     }
-    key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = eval_key(key_data)
     stem = Path(job["eval_dir"]) / f"{name}-s{cols['train_seed']}" if cols["train_seed"] is not None else None
     stem = stem or Path(job["eval_dir"]) / name
     paths = {"results": stem.with_suffix(".results.parquet"), "items": stem.with_suffix(".items.parquet")}

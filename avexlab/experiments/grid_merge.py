@@ -23,7 +23,6 @@ are kept, and a rerun trains them again (the evaluations are reused when the wei
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ import polars as pl
 from avexlab.errors import ConfigError, DataNotFoundError, expected_found
 from avexlab.fsutil import atomic_write
 
-from .grid import dict_diff
+from .grid import dict_diff, eval_key
 
 __all__ = ["merge_grids"]
 
@@ -228,7 +227,7 @@ def _copy_evaluation(src: Path, dst: Path, renamed: dict[str, str]) -> None:
     cols = described.get("columns", {})
     if cols.get("checkpoint") in renamed:
         cols["checkpoint"] = renamed[cols["checkpoint"]]
-    meta["key"] = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    meta["key"] = eval_key(described)
     for suffix in (".results.parquet", ".items.parquet"):
         frame = pl.read_parquet(src.with_suffix(suffix))
         if "checkpoint" in frame.columns:

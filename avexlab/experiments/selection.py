@@ -23,13 +23,15 @@ import polars as pl
 from avexlab.data.suite import Suite
 from avexlab.errors import ConfigError, expected_found
 from avexlab.frames import exact_mean
+from avexlab.fsutil import atomic_write
 
 TWIN = "random-init"
+VALIDATION_FRACTION = 0.25  # of train that becomes the probe's validation split
 
 __all__ = ["TWIN", "choose", "compare_on_validation", "validation_scores", "validation_suite"]
 
 
-def validation_suite(suite: Suite, *, fraction: float = 0.25, seed: int = 0) -> Suite:
+def validation_suite(suite: Suite, *, fraction: float = VALIDATION_FRACTION, seed: int = 0) -> Suite:
     """``suite`` without its test rows: ``val`` -> ``test``, a stratified ``fraction`` of ``train`` (by
     label set, seeded by ``seed`` and the dataset) -> ``val``, the rest stays ``train``. Soundscape windows
     of one recording may fall on both sides of the new train/val cut (the choice compares settings on the
@@ -94,7 +96,6 @@ def compare_on_validation(
     from dataclasses import replace as dc_replace
 
     from avexlab.evaluate.spec import EvalSpec
-    from avexlab.fsutil import atomic_write
     from avexlab.models.checkpoints import load_encoder
 
     from .grid import cell_config, cell_name, random_init, run_finished
@@ -116,12 +117,8 @@ def compare_on_validation(
         probe_recipe=profile.probe_recipe,  # type: ignore[arg-type]
         probe_seeds=tuple(profile.probe_seeds),
     )
-    spec_key = {
-        "probe_epochs": spec.probe_epochs,
-        "probe_recipe": spec.probe_recipe,
-        "probe_seeds": list(spec.probe_seeds),
-        "fraction": 0.25,
-    }
+    # JSON round trip: the key compared with the one read back from validation.json
+    spec_key = json.loads(json.dumps({**spec.result_settings(), "fraction": VALIDATION_FRACTION}))
     suites = list(world.suites.values())
 
     def scored(cached: Path, key: dict[str, Any], encoder: Any) -> pl.DataFrame:
@@ -212,23 +209,16 @@ def choose_setting(
     by :func:`choose`'s rule, training ``cells`` (names ``<arch>-<mix>-<paradigm>``, sl or ssl) once per
     value with ``profile``. The value the profile uses now must be among ``values``. Writes
     ``out/validation.parquet`` (one row per value and cell, and per architecture's random-init twin) and
-    ``out/choice.json`` (the setting, the
-    rule, the means, the choice and provenance) and returns the latter."""
+    ``out/choice.json`` (the setting, the rule, the means, the twins, the choice and provenance) and returns
+    the latter."""
     import datetime as dt
 
     from avexlab.train.provenance import git_commit, package_versions
 
-    from .grid import cell_config, resolve_profile
+    from .grid import cell_config, resolve_profile, split_cell_name
 
     prof = resolve_profile(profile)
-    parsed = []
-    for cell in cells:
-        parts = cell.split("-", 2)
-        if len(parts) != 3:
-            raise ConfigError(
-                expected_found("a cell name", "<arch>-<mix>-<paradigm>, e.g. beats-all-ssl", repr(cell), "")
-            )
-        parsed.append((parts[0], parts[1], parts[2]))
+    parsed = [split_cell_name(cell) for cell in cells]
     probe = cell_config(prof, *parsed[0], train_seed, Path(out), world_seed, Path(world_dir))
     node: Any = probe
     for part in key.split("."):
@@ -275,8 +265,6 @@ def choose_setting(
         "git": git_commit(),
         "packages": package_versions(),
     }
-    from avexlab.fsutil import atomic_write
-
     atomic_write(Path(out) / "validation.parquet", lambda t: table.write_parquet(t))
     atomic_write(Path(out) / "choice.json", json.dumps(record, indent=1, default=str))
     return record
